@@ -1,0 +1,139 @@
+"""`params.yaml`: every knob of the pipeline, validated with errors that name the key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+from .selection import METHODS, SCALINGS
+from .templates import NO_EXAMPLE_TEMPLATE, ONE_EXAMPLE_TEMPLATE
+
+MODES = ("incremental", "refresh")
+
+
+@dataclass(frozen=True)
+class DataParams:
+    train: str = "data/raw"  # training pool: a file or a directory of files
+    split: str = "train"  # split of a saved Hugging Face DatasetDict
+    target_set: str | None = None  # task-specific: samples of the target task (FLMI)
+    prepared: str = "data/prepared"
+    selected: str = "data/selected"
+
+
+@dataclass(frozen=True)
+class ScoringParams:
+    model: str = "embedded"
+    dtype: str = "auto"
+    device: str = "auto"
+    max_length: int = 2048
+    batch_tokens: int = 8192
+    overflow: str = "error"
+    segment_pairs: int = 512  # pairs per stored segment: a killed run loses at most one
+    template: str = NO_EXAMPLE_TEMPLATE
+    example_template: str = ONE_EXAMPLE_TEMPLATE
+
+
+@dataclass(frozen=True)
+class SelectionParams:
+    method: str = "delift"
+    mode: str = "incremental"
+    budget: float = 0.3
+    eta: float = 1.0
+    nu: float = 1.0
+    scaling: str = "joint"
+    stop_at_zero_gain: bool = False
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Params:
+    data: DataParams = field(default_factory=DataParams)
+    scoring: ScoringParams = field(default_factory=ScoringParams)
+    selection: SelectionParams = field(default_factory=SelectionParams)
+    store: str = "store"
+    metrics: str = "metrics"
+    plots: str = "plots"
+
+
+def _section(cls, values: Any, where: str):
+    if values is None:
+        return cls()
+    if not isinstance(values, dict):
+        raise InputError(f"{where}: expected a mapping")
+    known = {f.name: f for f in fields(cls)}
+    for key in values:
+        if key not in known:
+            raise InputError(f"{where}.{key}: unknown key (known: {', '.join(known)})")
+    kwargs = {}
+    for key, value in values.items():
+        default = known[key].default
+        kwargs[key] = _check_type(value, default, f"{where}.{key}")
+    return cls(**kwargs)
+
+
+def _check_type(value: Any, default: Any, key: str) -> Any:
+    if default is None:
+        if value is not None and not isinstance(value, str):
+            raise InputError(f"{key}: expected a path or null, got {value!r}")
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise InputError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if isinstance(default, int) and not isinstance(default, bool):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InputError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise InputError(f"{key}: expected a number, got {value!r}")
+        return value
+    if not isinstance(value, str):
+        raise InputError(f"{key}: expected a string, got {value!r}")
+    return value
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml (missing keys take their defaults)."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: not found (run inside a delift-dvc project or pass the data file)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise InputError(f"{path}{line}: malformed YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(raw, dict):
+        raise InputError(f"{path}: expected a mapping at the top level")
+    sections = {"data": DataParams, "scoring": ScoringParams, "selection": SelectionParams}
+    top = {"store": "store", "metrics": "metrics", "plots": "plots"}
+    for key in raw:
+        if key not in sections and key not in top:
+            raise InputError(f"{path}: unknown key '{key}' (known: {', '.join([*sections, *top])})")
+    built = {name: _section(cls, raw.get(name), f"{path}: {name}") for name, cls in sections.items()}
+    extras = {key: _check_type(raw.get(key, default), default, f"{path}: {key}") for key, default in top.items()}
+    params = Params(**built, **extras)
+    _validate(params, str(path))
+    return params
+
+
+def _validate(params: Params, where: str) -> None:
+    sel = params.selection
+    if sel.method not in METHODS:
+        raise InputError(f"{where}: selection.method '{sel.method}': expected one of {', '.join(METHODS)}")
+    if sel.mode not in MODES:
+        raise InputError(f"{where}: selection.mode '{sel.mode}': expected one of {', '.join(MODES)}")
+    if sel.scaling not in SCALINGS:
+        raise InputError(f"{where}: selection.scaling '{sel.scaling}': expected one of {', '.join(SCALINGS)}")
+    budget = sel.budget
+    if not (isinstance(budget, int) and budget >= 1) and not (isinstance(budget, float) and 0 < budget <= 1):
+        raise InputError(
+            f"{where}: selection.budget {budget!r}: expected a fraction in (0, 1] or a count >= 1"
+        )
+    if sel.eta < 0 or sel.nu < 0:
+        raise InputError(f"{where}: selection.eta and selection.nu must be >= 0")

@@ -1,0 +1,97 @@
+"""Utility blocks backed by the store: score what is missing, read UF = d0 - d back.
+
+This is where the scorer meets the store; neither knows the other.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .errors import InputError
+from .store import Store
+
+Block = tuple[Sequence[str], Sequence[str]]  # (target ids, example ids)
+
+
+@dataclass
+class ScoreCounts:
+    """What one scoring run needed, computed and found already stored."""
+
+    baselines_scored: int = 0
+    baselines_reused: int = 0
+    pairs_scored: int = 0
+    pairs_reused: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def ensure_scores(
+    store: Store,
+    scorer,
+    samples: Mapping[str, object],
+    baseline_ids: Sequence[str],
+    blocks: Sequence[Block],
+    *,
+    segment_pairs: int = 512,
+    progress: bool = True,
+) -> ScoreCounts:
+    """Score the d0 of `baseline_ids` and every pair of each block (targets x examples) that
+    the store lacks for this scorer, writing one segment per `segment_pairs` values.
+    `samples` maps id -> Sample for every id involved."""
+    from tqdm import tqdm
+
+    start = time.perf_counter()
+    fp = scorer.fingerprint
+    counts = ScoreCounts()
+    missing_d0 = store.missing_baselines(fp, list(baseline_ids))
+    counts.baselines_reused = len(baseline_ids) - len(missing_d0)
+    plans = []
+    for targets, examples in blocks:
+        t_idx, e_idx = store.missing_pairs(fp, list(targets), list(examples))
+        counts.pairs_reused += len(targets) * len(examples) - len(t_idx)
+        plans.append((targets, examples, t_idx, e_idx))
+    total = len(missing_d0) + sum(len(p[2]) for p in plans)
+    bar = tqdm(total=total, disable=not progress or total == 0, unit="seq", desc="scoring")
+    for chunk in _chunks(len(missing_d0), segment_pairs):
+        ids = [missing_d0[k] for k in chunk]
+        d0 = scorer.baseline([samples[i] for i in ids])
+        store.write_baselines(fp, ids, d0)
+        counts.baselines_scored += len(ids)
+        bar.update(len(ids))
+    for targets, examples, t_idx, e_idx in plans:
+        target_objs = [samples[i] for i in targets]
+        example_objs = [samples[i] for i in examples]
+        for chunk in _chunks(len(t_idx), segment_pairs):
+            pairs = list(zip(t_idx[chunk].tolist(), e_idx[chunk].tolist()))
+            d = scorer.score_pairs(target_objs, example_objs, pairs)
+            store.write_pairs(fp, [targets[t] for t, _ in pairs], [examples[e] for _, e in pairs], d)
+            counts.pairs_scored += len(pairs)
+            bar.update(len(pairs))
+    bar.close()
+    counts.seconds = round(time.perf_counter() - start, 3)
+    return counts
+
+
+def _chunks(n: int, size: int):
+    for start in range(0, n, size):
+        yield np.arange(start, min(n, start + size))
+
+
+def utility_block(store: Store, fingerprint: str, targets: Sequence[str], examples: Sequence[str]) -> np.ndarray:
+    """UF [len(targets), len(examples)] = d0[target] - d[target, example] (float64) from the
+    store; an InputError names how many values are missing when the block is incomplete."""
+    d0 = store.read_baselines(fingerprint, list(targets))
+    d = store.read_pairs(fingerprint, list(targets), list(examples))
+    missing = int(np.isnan(d0).sum()) + int(np.isnan(d).sum())
+    if missing:
+        raise InputError(
+            f"{store.root}: {missing} utility values are not scored yet for this scorer "
+            f"(run `delift-dvc score` first)"
+        )
+    return d0[:, None] - d
