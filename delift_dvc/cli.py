@@ -53,6 +53,7 @@ def scoring_options(func):
         click.option("--batch-tokens", type=int, help="Padded tokens per forward batch."),
         click.option("--overflow", type=click.Choice(["error", "truncate"]),
                      help="A response longer than --max-length: error, or truncate it."),
+        click.option("--segment-pairs", type=int, help="Values per stored segment."),
         click.option("--target-set", type=click.Path(), help="Task-specific: target-set samples (FLMI)."),
         click.option("--existing", type=click.Path(), help="Continual: samples already used (FLCG)."),
         click.option("--params", "params_path", default="params.yaml", show_default=True, help=PARAMS_HELP),
