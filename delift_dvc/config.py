@@ -30,7 +30,7 @@ class ScoringParams:
     max_length: int = 2048
     batch_tokens: int = 8192
     overflow: str = "error"
-    segment_pairs: int = 512  # pairs per stored segment: a killed run loses at most one
+    segment_pairs: int = 2048  # pairs per stored segment: a killed run loses at most one
     template: str = NO_EXAMPLE_TEMPLATE
     example_template: str = ONE_EXAMPLE_TEMPLATE
 

@@ -36,6 +36,7 @@ class Encoded:
 
     tokens: list[int]
     n_scored: int
+    prefix: int = 0  # leading tokens that depend only on the example (0: none shareable)
 
 
 def distance_from_probs(probs: np.ndarray) -> float:
@@ -51,7 +52,9 @@ class Scorer:
     hub name present in the local cache. dtype: "auto" (bfloat16 where supported), "float32",
     "bfloat16", "float16". max_length: tokens per sequence. overflow: what to do when a target's
     response alone does not fit ("error" or "truncate" it from the end).
-    batch_tokens: padded tokens per forward batch.
+    batch_tokens: padded tokens per forward batch. prefix_reuse: compute the KV cache of each
+    example's prefix (template head + example) once and reuse it for all its targets (same
+    numbers as the plain path; not part of the fingerprint).
     """
 
     def __init__(
@@ -65,6 +68,7 @@ class Scorer:
         example_template: str = ONE_EXAMPLE_TEMPLATE,
         overflow: str = "error",
         batch_tokens: int = 8192,
+        prefix_reuse: bool = False,
         progress: bool = False,
     ) -> None:
         if overflow not in OVERFLOWS:
@@ -82,6 +86,7 @@ class Scorer:
         self.example_template = OneExampleTemplate.parse(example_template)
         self.overflow = overflow
         self.batch_tokens = batch_tokens
+        self.prefix_reuse = prefix_reuse
         self.progress = progress
         self._tokenizer = None
         self._model = None
@@ -130,11 +135,25 @@ class Scorer:
             return out
         self._load()
         encoded = [self.encode(targets[i], None if j is None else examples[j]) for i, j in pairs]
-        order = sorted(range(len(pairs)), key=lambda k: (len(encoded[k].tokens), k))
+        groups: dict[int, list[int]] = {}
+        if self.prefix_reuse:
+            for k, (_, j) in enumerate(pairs):
+                if j is not None and encoded[k].prefix:
+                    groups.setdefault(j, []).append(k)
+            groups = {j: ks for j, ks in groups.items() if len(ks) > 1}
+        shared = {k for ks in groups.values() for k in ks}
+        plain = [k for k in range(len(pairs)) if k not in shared]
         bar = _progress_bar(len(pairs), self.progress)
-        for batch in self._batches(order, encoded):
+        for batch in self._batches(_by_length(plain, encoded, 0), encoded, 0):
             out[batch] = self._forward([encoded[k] for k in batch])
             bar.update(len(batch))
+        for j in sorted(groups):
+            members = groups[j]
+            width = encoded[members[0]].prefix
+            cache = self._prefix_cache(encoded[members[0]].tokens[:width])
+            for batch in self._batches(_by_length(members, encoded, width), encoded, width):
+                out[batch] = self._forward([encoded[k] for k in batch], (width, cache))
+                bar.update(len(batch))
         bar.close()
         return out
 
@@ -169,7 +188,10 @@ class Scorer:
             if not response:
                 raise InputError(f"scoring.max_length={self.max_length} leaves no room for a response")
         tokens = head + block + middle + query + eos + response + final_eos
-        return Encoded(tokens, len(response) + len(final_eos))
+        untruncated = example is not None and len(block) == len(self._tok(
+            self.example_template.example_block(example.prompt, example.response)))
+        prefix = len(head) + len(block) + len(middle) if untruncated else 0
+        return Encoded(tokens, len(response) + len(final_eos), prefix)
 
     def _tok(self, text: str) -> list[int]:
         ids = self._pieces.get(text)
@@ -179,10 +201,12 @@ class Scorer:
                 self._pieces[text] = ids
         return ids
 
-    def _batches(self, order: list[int], encoded: list[Encoded]):
+    def _batches(self, order: list[int], encoded: list[Encoded], offset: int):
+        """Consecutive runs of `order` (ascending length) whose padded size, counting tokens
+        after `offset`, stays within batch_tokens."""
         batch: list[int] = []
         for k in order:  # ascending length: the last member sets the padded width
-            width = len(encoded[k].tokens)
+            width = len(encoded[k].tokens) - offset
             if batch and (len(batch) + 1) * width > self.batch_tokens:
                 yield batch
                 batch = []
@@ -199,26 +223,42 @@ class Scorer:
         if self._model is None:
             self._tokenizer, self._model = models.load_model(self.source, self.torch_dtype, self.device)
 
-    def _forward(self, batch: list[Encoded]) -> np.ndarray:
-        """Distances [len(batch)] for one padded batch: right padding, masked attention, and
-        the output layer applied only at the scored positions."""
+    def _prefix_cache(self, tokens: list[int]):
+        """Per-layer (keys, values) of a shared prefix [1, heads, len, dim]."""
         import torch
 
-        width = max(len(e.tokens) for e in batch) - 1
+        with torch.inference_mode():
+            out = self._model.base_model(input_ids=torch.tensor([tokens], device=self.device),
+                                         use_cache=True)
+        cache = out[1]
+        return [(layer.keys, layer.values) for layer in cache.layers]
+
+    def _forward(self, batch: list[Encoded], prefix=None) -> np.ndarray:
+        """Distances [len(batch)] for one padded batch: right padding, masked attention, and
+        the output layer applied only at the scored positions. prefix = (width, per-layer KV)
+        of tokens shared by the whole batch, which then feeds only the tokens after it."""
+        import torch
+
+        skip = prefix[0] if prefix else 0
+        width = max(len(e.tokens) for e in batch) - 1 - skip
         ids = torch.full((len(batch), width), self._tokenizer.eos_token_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        mask = torch.zeros((len(batch), skip + width), dtype=torch.long)
+        mask[:, :skip] = 1
         rows, cols, gold = [], [], []
         for r, e in enumerate(batch):
-            n = len(e.tokens) - 1
-            ids[r, :n] = torch.tensor(e.tokens[:-1])
-            mask[r, :n] = 1
-            start = len(e.tokens) - 1 - e.n_scored  # position predicting the first scored token
+            n = len(e.tokens) - 1 - skip
+            ids[r, :n] = torch.tensor(e.tokens[skip:-1])
+            mask[r, skip : skip + n] = 1
+            start = n - e.n_scored  # position predicting the first scored token
             rows += [r] * e.n_scored
             cols += range(start, start + e.n_scored)
             gold += e.tokens[-e.n_scored :]
+        kwargs = {}
+        if prefix:
+            kwargs[_cache_argument(self._model.base_model)] = _expanded_cache(prefix[1], len(batch))
         with torch.inference_mode():
             hidden = self._model.base_model(
-                input_ids=ids.to(self.device), attention_mask=mask.to(self.device)
+                input_ids=ids.to(self.device), attention_mask=mask.to(self.device), **kwargs
             ).last_hidden_state
             picked = hidden[torch.tensor(rows), torch.tensor(cols)]
             logits = self._model.get_output_embeddings()(picked).float()
@@ -235,3 +275,26 @@ def _progress_bar(total: int, enabled: bool):
 
     return tqdm(total=total, disable=not enabled, unit="seq", desc="scoring", leave=False)
 
+
+def _by_length(members: list[int], encoded: list[Encoded], offset: int) -> list[int]:
+    return sorted(members, key=lambda k: (len(encoded[k].tokens) - offset, k))
+
+
+def _cache_argument(model) -> str:
+    """The forward argument that takes a KV cache ("cache" in transformers 5, else
+    "past_key_values")."""
+    import inspect
+
+    names = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in names else "past_key_values"
+
+
+def _expanded_cache(layers, batch: int):
+    """A fresh DynamicCache holding the prefix KV broadcast to `batch` rows (the forward pass
+    appends to it, so each batch gets its own)."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    for index, (keys, values) in enumerate(layers):
+        cache.update(keys.expand(batch, -1, -1, -1), values.expand(batch, -1, -1, -1), index)
+    return cache

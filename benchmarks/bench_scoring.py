@@ -1,0 +1,92 @@
+"""Scorer throughput on real P3 samples with the embedded model, against a reference-style baseline.
+
+baseline: what the DELIFT reference does: one full forward per (target, example) pair with
+full-vocabulary logits at every position, fixed batches of 32 in length order.
+scorer:   delift_dvc.Scorer (token-budget batches, output layer only at the scored positions).
+
+Both score the same pairs; the table shows pairs/s, the ratio, and the largest difference.
+
+    python benchmarks/bench_scoring.py --samples 64 --pairs 256 --dtypes float32 bfloat16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from delift_dvc.samples import to_sample
+from delift_dvc.scoring import Scorer
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "p3"
+
+
+def p3_samples(n: int, seed: int) -> list:
+    files = sorted(p for p in SHARED.glob("*.jsonl") if not p.name.startswith("trec"))
+    rows = []
+    for path in files:
+        for k, line in enumerate(path.read_text(encoding="utf-8").splitlines()[:20]):
+            rows.append((f"{path.name}:{k + 1}", json.loads(line)))
+    random.Random(seed).shuffle(rows)
+    return [to_sample(r, where) for where, r in rows[:n]]
+
+
+def reference_style(scorer: Scorer, samples, pairs, batch_size: int = 32) -> np.ndarray:
+    """One full forward per pair, full logits everywhere, fixed-size batches in length order."""
+    scorer._load()
+    encoded = [scorer.encode(samples[i], None if j is None else samples[j]) for i, j in pairs]
+    order = sorted(range(len(pairs)), key=lambda k: len(encoded[k].tokens))
+    out = np.empty(len(pairs))
+    eos = scorer._tokenizer.eos_token_id
+    for start in range(0, len(order), batch_size):
+        batch = order[start : start + batch_size]
+        width = max(len(encoded[k].tokens) for k in batch)
+        ids = torch.full((len(batch), width), eos)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for r, k in enumerate(batch):
+            ids[r, : len(encoded[k].tokens)] = torch.tensor(encoded[k].tokens)
+            mask[r, : len(encoded[k].tokens)] = 1
+        with torch.inference_mode():
+            probs = torch.softmax(scorer._model(input_ids=ids, attention_mask=mask).logits.float(), -1)
+        for r, k in enumerate(batch):
+            e = encoded[k]
+            n = len(e.tokens)
+            pos = torch.arange(n - e.n_scored - 1, n - 1)
+            p = probs[r, pos, torch.tensor(e.tokens[-e.n_scored:])].double()
+            out[k] = float(torch.sqrt(((1 - p) ** 2).mean()))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--samples", type=int, default=64)
+    ap.add_argument("--pairs", type=int, default=256, help="random (target, example) pairs to time")
+    ap.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    samples = p3_samples(args.samples, args.seed)
+    rng = random.Random(args.seed)
+    pairs = [(rng.randrange(len(samples)), rng.randrange(len(samples))) for _ in range(args.pairs)]
+    print(f"{len(samples)} P3 samples, {len(pairs)} pairs, torch threads {torch.get_num_threads()}")
+    print(f"| dtype | baseline pairs/s | scorer pairs/s | ratio | max abs diff |")
+    print(f"|---|---|---|---|---|")
+    for dtype in args.dtypes:
+        scorer = Scorer(dtype=dtype)
+        scorer.score_pairs(samples, samples, pairs[:4])  # load and warm up
+        t = time.perf_counter()
+        ref = reference_style(scorer, samples, pairs)
+        t_ref = time.perf_counter() - t
+        t = time.perf_counter()
+        ours = scorer.score_pairs(samples, samples, pairs)
+        t_ours = time.perf_counter() - t
+        print(f"| {dtype} | {len(pairs) / t_ref:.2f} | {len(pairs) / t_ours:.2f} | "
+              f"{t_ref / t_ours:.2f}x | {np.max(np.abs(ref - ours)):.2e} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""Low-level pieces of the store: segment schemas, deterministic atomic Parquet writes,
+segment listing as DuckDB table expressions, input validation and the write lock.
+
+Used by :mod:`delift_dvc.store`; nothing here knows about scorers' meaning or versions.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+import secrets
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from delift_dvc.errors import InputError, StoreLockedError
+
+__all__ = ["SCHEMAS", "CONTENT_ADDRESSED", "write_segment", "list_segments", "source_sql",
+           "strings", "check_ids", "check_scorer", "check_values", "quote", "WriteLock",
+           "connect_memory", "remove_temp_files"]
+
+_S, _F, _I = pa.string(), pa.float64(), pa.int64()
+SCHEMAS: dict[str, pa.Schema] = {
+    "samples": pa.schema([("id", _S), ("prompt", _S), ("response", _S), ("source", _S)]),
+    "baselines": pa.schema([("scorer", _S), ("target", _S), ("d0", _F)]),
+    "pairs": pa.schema([("scorer", _S), ("target", _S), ("example", _S), ("d", _F)]),
+    "versions": pa.schema([("version", _S), ("seq", _I), ("members_hash", _S), ("id", _S)]),
+    "selections": pa.schema([("version", _S), ("seq", _I), ("objective", _S), ("mode", _S),
+                             ("rank", _I), ("id", _S), ("gain", _F)]),
+}
+CONTENT_ADDRESSED = ("samples", "baselines", "pairs")  # named <sha256[:16]>.parquet
+_SQL_TYPES = {_S: "VARCHAR", _F: "DOUBLE", _I: "BIGINT"}
+_SEGMENT_NAME = re.compile(r"^[0-9a-f]{16}\.parquet$")
+_SEQ_NAME = re.compile(r"^[0-9]{6,}\.parquet$")
+_ID_RE, _SCORER_RE = "^[0-9a-f]{16}$", re.compile(r"^[0-9a-f]{64}$")
+TEMP_PREFIX = ".tmp-"
+# Fixed writer options: the same rows always give the same bytes (for a given pyarrow).
+_WRITE_OPTIONS = dict(compression="zstd", compression_level=3, use_dictionary=True,
+                      write_statistics=True, version="2.6", data_page_version="1.0",
+                      row_group_size=1 << 20)
+_FLOAT_COLUMNS = ("d", "d0", "gain")  # byte-stream-split: compresses doubles a little better
+_DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False,
+                  "allow_community_extensions": False, "temp_directory": tempfile.gettempdir()}
+
+
+# ------------------------------------------------------------------------------ validation
+
+
+def strings(values: Sequence[str] | pa.Array, what: str) -> pa.Array:
+    """`values` as an Arrow string array (InputError for non-strings or missing items)."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    try:
+        arr = values.cast(_S) if isinstance(values, pa.Array) else pa.array(values, type=_S)
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        raise InputError(f"{what}: expected strings ({str(exc).splitlines()[0][:120]})") from None
+    if arr.null_count:
+        raise InputError(f"{what}: item {pc.index(arr.is_null(), True).as_py()} is missing (null)")
+    return arr
+
+
+def check_ids(arr: pa.Array, what: str) -> None:
+    """InputError unless every item is a sample id (16 lowercase hex digits)."""
+    uniq = pc.unique(arr)
+    ok = pc.match_substring_regex(uniq, _ID_RE)
+    if len(uniq) and not pc.all(ok).as_py():
+        bad = uniq[pc.index(ok, False).as_py()].as_py()
+        raise InputError(f"{what}: {bad[:40]!r} is not a sample id (16 lowercase hex digits)")
+
+
+def check_scorer(scorer: str) -> str:
+    """`scorer`, or InputError unless it is a fingerprint (64 lowercase hex digits)."""
+    if not isinstance(scorer, str) or not _SCORER_RE.match(scorer):
+        raise InputError(f"scorer {str(scorer)[:70]!r} is not a fingerprint (64 lowercase hex digits)")
+    return scorer
+
+
+def check_values(values: np.ndarray, n: int, what: str) -> np.ndarray:
+    """`values` as float64 [n], each within [0, 1] (so never NaN)."""
+    try:
+        v = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{what}: values are not numbers") from None
+    if v.ndim != 1 or len(v) != n:
+        raise InputError(f"{what}: {v.size} values for {n} keys (lengths must match)")
+    bad = np.flatnonzero(~((v >= 0.0) & (v <= 1.0)))  # NaN fails both comparisons
+    if len(bad):
+        raise InputError(f"{what}: value {bad[0]} is {v[bad[0]]!r}, not within [0, 1]")
+    return v
+
+
+def quote(text: str) -> str:
+    """`text` as a SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+# ------------------------------------------------------------------------------ files
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_segment(folder: Path, kind: str, table: pa.Table, name: str | None = None) -> Path:
+    """Write `table` (rows already in their final order) into `folder` atomically: temp file,
+    fsync, rename, fsync of the folder. Named by content unless `name` is given (then an
+    existing file is replaced); an existing file of the same content is left as it is."""
+    schema = SCHEMAS[kind]
+    table = table.select(schema.names).cast(schema).combine_chunks()
+    split = [c for c in _FLOAT_COLUMNS if c in schema.names]
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, use_byte_stream_split=split, **_WRITE_OPTIONS)
+    data = sink.getvalue()
+    final = folder / (name or hashlib.sha256(data).hexdigest()[:16] + ".parquet")
+    if name is None and final.exists():
+        return final
+    tmp = folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(folder)
+    return final
+
+
+def list_segments(folder: Path, kind: str) -> list[Path]:
+    """Complete segment files of `kind` in `folder`, sorted by name (temp files never match)."""
+    pattern = _SEGMENT_NAME if kind in CONTENT_ADDRESSED else _SEQ_NAME
+    try:
+        names = sorted(e.name for e in os.scandir(folder) if pattern.match(e.name))
+    except FileNotFoundError:
+        return []
+    return [folder / name for name in names]
+
+
+def source_sql(kind: str, files: Sequence[Path]) -> str:
+    """A DuckDB table expression over `files` with the columns of `kind` (empty if none)."""
+    if files:
+        listed = ", ".join(quote(str(f)) for f in files)
+        return f"read_parquet([{listed}], hive_partitioning = false)"
+    cols = ", ".join(f"CAST(NULL AS {_SQL_TYPES[f.type]}) AS {f.name}" for f in SCHEMAS[kind])
+    return f"(SELECT {cols} LIMIT 0)"
+
+
+def remove_temp_files(folders: Sequence[Path]) -> int:
+    """Delete the temp files a killed writer left in `folders`; how many."""
+    removed = 0
+    for folder in folders:
+        for stale in folder.glob(TEMP_PREFIX + "*"):
+            stale.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def connect_memory() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection that never installs or loads extensions."""
+    return duckdb.connect(":memory:", config=dict(_DUCKDB_CONFIG))
+
+
+# ------------------------------------------------------------------------------ lock
+
+
+def _command_line() -> str:
+    try:
+        raw = Path("/proc/self/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+        parts = [p.decode(errors="replace") for p in raw]
+    except OSError:
+        parts = [sys.executable, *sys.argv]
+    return " ".join(parts).replace("\n", " ").replace("\r", " ")[:300]
+
+
+class WriteLock:
+    """An exclusive, non-blocking flock on `<root>/.lock` holding "pid command"."""
+
+    def __init__(self, root: Path) -> None:
+        """Take the lock or raise StoreLockedError naming the holder."""
+        fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip().replace("\n", " ")
+            os.close(fd)
+            pid, _, cmd = holder.partition(" ")
+            who = f"pid {pid}: {cmd}" if pid else "pid unknown"
+            raise StoreLockedError(f"{root}: store is locked by another delift-dvc process "
+                                   f"({who}); wait for it to finish") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {_command_line()}\n".encode(), 0)
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        """Clear the holder line and release the lock (idempotent). The file stays: deleting
+        it would let two processes lock different inodes."""
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
