@@ -35,7 +35,8 @@ def _file_params(params_path, overrides: dict):
     base = load_params(params_path) if params_path and Path(params_path).is_file() else Params()
     scoring = {k: v for k, v in overrides.items() if k in base.scoring.__dataclass_fields__ and v is not None}
     selection = {k: v for k, v in overrides.items() if k in base.selection.__dataclass_fields__ and v is not None}
-    params = replace(base, scoring=replace(base.scoring, **scoring),
+    utility = {k: v for k, v in overrides.items() if k in base.utility.__dataclass_fields__ and v is not None}
+    params = replace(base, scoring=replace(base.scoring, **scoring), utility=replace(base.utility, **utility),
                      selection=replace(base.selection, **selection))
     if overrides.get("store"):
         params = replace(params, store=overrides["store"])
@@ -54,6 +55,9 @@ def scoring_options(func):
         click.option("--overflow", type=click.Choice(["error", "truncate"]),
                      help="A response longer than --max-length: error, or truncate it."),
         click.option("--segment-pairs", type=int, help="Values per stored segment."),
+        click.option("--pairs", type=click.Choice(["dense", "knn"]),
+                     help="dense: every pair; knn: each target with its --k nearest examples."),
+        click.option("--k", type=int, help="Neighbours per target in knn mode."),
         click.option("--target-set", type=click.Path(), help="Task-specific: target-set samples (FLMI)."),
         click.option("--existing", type=click.Path(), help="Continual: samples already used (FLCG)."),
         click.option("--params", "params_path", default="params.yaml", show_default=True, help=PARAMS_HELP),

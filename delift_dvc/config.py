@@ -36,6 +36,12 @@ class ScoringParams:
 
 
 @dataclass(frozen=True)
+class UtilityParams:
+    pairs: str = "dense"  # dense: every pair; knn: each target with its k nearest examples
+    k: int = 32  # neighbours per target in knn mode (sentence-embedding kernel)
+
+
+@dataclass(frozen=True)
 class SelectionParams:
     method: str = "delift"
     mode: str = "incremental"
@@ -51,6 +57,7 @@ class SelectionParams:
 class Params:
     data: DataParams = field(default_factory=DataParams)
     scoring: ScoringParams = field(default_factory=ScoringParams)
+    utility: UtilityParams = field(default_factory=UtilityParams)
     selection: SelectionParams = field(default_factory=SelectionParams)
     store: str = "store"
     metrics: str = "metrics"
@@ -110,7 +117,8 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise InputError(f"{path}{line}: malformed YAML ({getattr(exc, 'problem', exc)})") from None
     if not isinstance(raw, dict):
         raise InputError(f"{path}: expected a mapping at the top level")
-    sections = {"data": DataParams, "scoring": ScoringParams, "selection": SelectionParams}
+    sections = {"data": DataParams, "scoring": ScoringParams, "utility": UtilityParams,
+                "selection": SelectionParams}
     top = {"store": "store", "metrics": "metrics", "plots": "plots"}
     for key in raw:
         if key not in sections and key not in top:
@@ -123,6 +131,10 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 
 
 def _validate(params: Params, where: str) -> None:
+    if params.utility.pairs not in ("dense", "knn"):
+        raise InputError(f"{where}: utility.pairs '{params.utility.pairs}': expected dense or knn")
+    if params.utility.k < 1:
+        raise InputError(f"{where}: utility.k {params.utility.k}: expected an integer >= 1")
     sel = params.selection
     if sel.method not in METHODS:
         raise InputError(f"{where}: selection.method '{sel.method}': expected one of {', '.join(METHODS)}")

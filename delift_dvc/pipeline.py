@@ -132,19 +132,31 @@ def kernel_block(store: Store, params: Params, plan: Plan, by_id: dict, progress
     if method in ("random", "full"):
         return None, ScoreCounts(), None
     if method == "delift_se":
-        from .embeddings import Embedder, cosine_kernel, sample_text
-
-        emb = Embedder(device=params.scoring.device)
-        vectors = emb.encode([sample_text(by_id[i].prompt, by_id[i].response) for i in plan.examples])
-        rows = vectors[[plan.examples.index(i) for i in plan.ground]] if plan.ground else vectors[:0]
-        return cosine_kernel(rows, vectors), ScoreCounts(), "all-MiniLM-L6-v2"
+        return similarity_block(plan, by_id, params.scoring.device), ScoreCounts(), "all-MiniLM-L6-v2"
     scorer = make_scorer(params)
+    candidates = None
+    if params.utility.pairs == "knn" and plan.ground:
+        from .sparse import knn_candidates
+
+        similarity = similarity_block(plan, by_id, params.scoring.device)
+        candidates = knn_candidates(plan.ground, plan.examples, similarity, params.utility.k)
     counts = ScoreCounts()
     if score_missing:
         counts = ensure_scores(store, scorer, by_id, plan.ground, [(plan.ground, plan.examples)],
-                               segment_pairs=params.scoring.segment_pairs, progress=progress)
-    block = utility_block(store, scorer.fingerprint, plan.ground, plan.examples)
+                               segment_pairs=params.scoring.segment_pairs, progress=progress,
+                               candidates=[candidates])
+    block = utility_block(store, scorer.fingerprint, plan.ground, plan.examples, candidates)
     return block, counts, scorer.fingerprint
+
+
+def similarity_block(plan: Plan, by_id: dict, device: str) -> np.ndarray:
+    """Cosine similarity [|ground|, |examples|] of all-MiniLM-L6-v2 sentence embeddings."""
+    from .embeddings import Embedder, cosine_kernel, sample_text
+
+    vectors = Embedder(device=device).encode(
+        [sample_text(by_id[i].prompt, by_id[i].response) for i in plan.examples])
+    position = {e: k for k, e in enumerate(plan.examples)}
+    return cosine_kernel(vectors[[position[i] for i in plan.ground]], vectors)
 
 
 def _selection_record(plan: Plan, subset: Subset, version, fingerprint, params: Params) -> dict:

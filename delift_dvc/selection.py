@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import kernel as kernels
+from .sparse import fill_missing
 from .errors import InputError
 from .submodular import maximize, resolve_budget
 
@@ -71,7 +72,8 @@ def select_submodular(
 ) -> Subset:
     """Greedy subset of `ids` (the ground set; kernel [n, n], rows targets, columns candidates,
     both in the order of `ids`). query_kernel [n, |Q|] for flmi, private_kernel [n, |P|] for
-    flcg; raw values, scaled here by `scaling`."""
+    flcg; raw values, scaled here by `scaling`. NaN marks an unscored entry (sparse mode): it
+    counts as 0 after scaling."""
     if objective not in OBJECTIVES:
         raise InputError(f"selection.objective '{objective}': expected one of {', '.join(OBJECTIVES)}")
     if scaling not in SCALINGS:
@@ -87,7 +89,7 @@ def select_submodular(
     blocks = [kernel[np.ix_(order, order)]]
     if extra is not None:
         blocks.append(extra[order])
-    scaled = kernels.minmax_scale(blocks, mode=scaling)
+    scaled = kernels.minmax_scale(fill_missing(blocks, scaling), mode=scaling)
     if n == 0:
         return Subset([], [], 0.0, method, objective, {})
     result = maximize(

@@ -15,6 +15,7 @@ from .errors import InputError
 from .store import Store
 
 Block = tuple[Sequence[str], Sequence[str]]  # (target ids, example ids)
+Candidates = tuple[np.ndarray, np.ndarray]  # (target idx, example idx) pairs of a sparse block
 
 
 @dataclass
@@ -38,12 +39,14 @@ def ensure_scores(
     baseline_ids: Sequence[str],
     blocks: Sequence[Block],
     *,
-    segment_pairs: int = 512,
+    segment_pairs: int = 2048,
     progress: bool = True,
+    candidates: Sequence[Candidates | None] | None = None,
 ) -> ScoreCounts:
     """Score the d0 of `baseline_ids` and every pair of each block (targets x examples) that
     the store lacks for this scorer, writing one segment per `segment_pairs` values.
-    `samples` maps id -> Sample for every id involved."""
+    `samples` maps id -> Sample for every id involved. candidates[b], when given, restricts
+    block b to those (target idx, example idx) pairs (sparse mode)."""
     from tqdm import tqdm
 
     start = time.perf_counter()
@@ -52,9 +55,11 @@ def ensure_scores(
     missing_d0 = store.missing_baselines(fp, list(baseline_ids))
     counts.baselines_reused = len(baseline_ids) - len(missing_d0)
     plans = []
-    for targets, examples in blocks:
-        t_idx, e_idx = store.missing_pairs(fp, list(targets), list(examples))
-        counts.pairs_reused += len(targets) * len(examples) - len(t_idx)
+    for b, (targets, examples) in enumerate(blocks):
+        subset = candidates[b] if candidates else None
+        t_idx, e_idx = store.missing_pairs(fp, list(targets), list(examples), candidates=subset)
+        wanted = len(targets) * len(examples) if subset is None else len(subset[0])
+        counts.pairs_reused += wanted - len(t_idx)
         plans.append((targets, examples, t_idx, e_idx))
     total = len(missing_d0) + sum(len(p[2]) for p in plans)
     bar = tqdm(total=total, disable=not progress or total == 0, unit="seq", desc="scoring")
@@ -83,12 +88,20 @@ def _chunks(n: int, size: int):
         yield np.arange(start, min(n, start + size))
 
 
-def utility_block(store: Store, fingerprint: str, targets: Sequence[str], examples: Sequence[str]) -> np.ndarray:
+def utility_block(store: Store, fingerprint: str, targets: Sequence[str], examples: Sequence[str],
+                  candidates: Candidates | None = None) -> np.ndarray:
     """UF [len(targets), len(examples)] = d0[target] - d[target, example] (float64) from the
-    store; an InputError names how many values are missing when the block is incomplete."""
+    store; an InputError names how many values are missing when the block is incomplete. With
+    `candidates` (sparse mode) only those pairs are required and every other entry is NaN."""
     d0 = store.read_baselines(fingerprint, list(targets))
     d = store.read_pairs(fingerprint, list(targets), list(examples))
-    missing = int(np.isnan(d0).sum()) + int(np.isnan(d).sum())
+    if candidates is not None:
+        wanted = np.zeros(d.shape, dtype=bool)
+        wanted[candidates] = True
+        d[~wanted] = np.nan
+        missing = int(np.isnan(d0).sum()) + int(np.isnan(d[wanted]).sum())
+    else:
+        missing = int(np.isnan(d0).sum()) + int(np.isnan(d).sum())
     if missing:
         raise InputError(
             f"{store.root}: {missing} utility values are not scored yet for this scorer "
