@@ -2,11 +2,14 @@
 
 baseline: what the DELIFT reference does: one full forward per (target, example) pair with
 full-vocabulary logits at every position, fixed batches of 32 in length order.
-scorer:   delift_dvc.Scorer (token-budget batches, output layer only at the scored positions).
+scorer:   delift_dvc.Scorer (token-budget batches, output layer only at the scored positions),
+          without and with prefix KV reuse.
 
-Both score the same pairs; the table shows pairs/s, the ratio, and the largest difference.
+All score the same pairs; the table shows pairs/s, ratios to the baseline, the largest difference,
+the padding share, and the fraction of the machine's measured matmul FLOP/s in that dtype.
 
     python benchmarks/bench_scoring.py --samples 64 --pairs 256 --dtypes float32 bfloat16
+    python benchmarks/bench_scoring.py --samples 200 --block-examples 4   # 200 targets x 4 examples
 """
 
 from __future__ import annotations
@@ -62,30 +65,67 @@ def reference_style(scorer: Scorer, samples, pairs, batch_size: int = 32) -> np.
     return out
 
 
+def matmul_flops(dtype: torch.dtype, n: int = 2048, repeat: int = 5) -> float:
+    """Measured dense matmul FLOP/s on this machine in `dtype` (the physical limit here)."""
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    torch.matmul(a, b)
+    start = time.perf_counter()
+    for _ in range(repeat):
+        torch.matmul(a, b)
+    return 2 * n**3 * repeat / (time.perf_counter() - start)
+
+
+def model_flops(scorer: Scorer, tokens: int, scored: int) -> float:
+    """Forward FLOPs: 2 x (non-embedding parameters) per token fed, plus the output layer at
+    the scored positions (attention score FLOPs left out: a lower bound)."""
+    model = scorer._model
+    embed = model.get_input_embeddings().weight.numel()
+    body = sum(p.numel() for p in model.base_model.parameters()) - embed
+    return 2.0 * body * tokens + 2.0 * embed * scored
+
+
+def run_scorer(scorer: Scorer, samples, pairs):
+    scorer.stats = {k: 0 for k in scorer.stats}
+    start = time.perf_counter()
+    values = scorer.score_pairs(samples, samples, pairs)
+    return values, time.perf_counter() - start, dict(scorer.stats)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=64)
     ap.add_argument("--pairs", type=int, default=256, help="random (target, example) pairs to time")
     ap.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--block-examples", type=int, default=0,
+                    help="score all samples x the first N samples (a block) instead of random pairs")
     args = ap.parse_args()
     samples = p3_samples(args.samples, args.seed)
     rng = random.Random(args.seed)
-    pairs = [(rng.randrange(len(samples)), rng.randrange(len(samples))) for _ in range(args.pairs)]
+    if args.block_examples:
+        pairs = [(i, j) for j in range(args.block_examples) for i in range(len(samples))]
+    else:
+        pairs = [(rng.randrange(len(samples)), rng.randrange(len(samples))) for _ in range(args.pairs)]
     print(f"{len(samples)} P3 samples, {len(pairs)} pairs, torch threads {torch.get_num_threads()}")
-    print(f"| dtype | baseline pairs/s | scorer pairs/s | ratio | max abs diff |")
-    print(f"|---|---|---|---|---|")
+    print("| dtype | scorer | pairs/s | vs baseline | max abs diff vs baseline | padding | FLOP/s / matmul FLOP/s |")
+    print("|---|---|---|---|---|---|---|")
     for dtype in args.dtypes:
+        peak = matmul_flops(getattr(torch, dtype))
         scorer = Scorer(dtype=dtype)
         scorer.score_pairs(samples, samples, pairs[:4])  # load and warm up
         t = time.perf_counter()
         ref = reference_style(scorer, samples, pairs)
         t_ref = time.perf_counter() - t
-        t = time.perf_counter()
-        ours = scorer.score_pairs(samples, samples, pairs)
-        t_ours = time.perf_counter() - t
-        print(f"| {dtype} | {len(pairs) / t_ref:.2f} | {len(pairs) / t_ours:.2f} | "
-              f"{t_ref / t_ours:.2f}x | {np.max(np.abs(ref - ours)):.2e} |", flush=True)
+        print(f"| {dtype} | baseline | {len(pairs) / t_ref:.2f} | 1.00x | 0 | | |", flush=True)
+        scored = sum(scorer.encode(samples[i], samples[j]).n_scored for i, j in pairs)
+        for label, reuse in (("plain", False), ("prefix reuse", True)):
+            scorer.prefix_reuse = reuse
+            ours, t_ours, stats = run_scorer(scorer, samples, pairs)
+            pad = stats["padded_tokens"] / max(1, stats["tokens"] + stats["padded_tokens"])
+            achieved = model_flops(scorer, stats["tokens"] + stats["padded_tokens"], scored) / t_ours
+            print(f"| {dtype} | {label} | {len(pairs) / t_ours:.2f} | {t_ref / t_ours:.2f}x | "
+                  f"{np.max(np.abs(ref - ours)):.2e} | {100 * pad:.1f}% | "
+                  f"{achieved / 1e9:.1f} / {peak / 1e9:.1f} GFLOP/s = {achieved / peak:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ class Scorer:
     batch_tokens: padded tokens per forward batch. prefix_reuse: compute the KV cache of each
     example's prefix (template head + example) once and reuse it for all its targets (same
     numbers as the plain path; not part of the fingerprint).
+    `stats` counts sequences, forward passes, tokens fed and padding tokens added.
     """
 
     def __init__(
@@ -90,6 +91,7 @@ class Scorer:
         self.progress = progress
         self._tokenizer = None
         self._model = None
+        self.stats = {"sequences": 0, "forwards": 0, "tokens": 0, "padded_tokens": 0}
         self._pieces: dict[str, list[int]] = {}
 
     # -- identity -------------------------------------------------------------------------------
@@ -231,6 +233,8 @@ class Scorer:
             out = self._model.base_model(input_ids=torch.tensor([tokens], device=self.device),
                                          use_cache=True)
         cache = out[1]
+        self.stats["forwards"] += 1
+        self.stats["tokens"] += len(tokens)
         return [(layer.keys, layer.values) for layer in cache.layers]
 
     def _forward(self, batch: list[Encoded], prefix=None) -> np.ndarray:
@@ -253,6 +257,11 @@ class Scorer:
             rows += [r] * e.n_scored
             cols += range(start, start + e.n_scored)
             gold += e.tokens[-e.n_scored :]
+        real = sum(len(e.tokens) - 1 - skip for e in batch)
+        self.stats["sequences"] += len(batch)
+        self.stats["forwards"] += 1
+        self.stats["tokens"] += real
+        self.stats["padded_tokens"] += len(batch) * width - real
         kwargs = {}
         if prefix:
             kwargs[_cache_argument(self._model.base_model)] = _expanded_cache(prefix[1], len(batch))

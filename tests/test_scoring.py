@@ -163,3 +163,19 @@ def test_bad_scorer_params_name_the_key(tiny_model_dir, kwargs, key):
 def test_missing_model_folder_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match="no weight files"):
         Scorer(str(tmp_path))
+
+
+def test_prefix_reuse_equals_plain_path_on_real_model(real_samples):
+    """Shared example prefixes computed once: same numbers as full sequences (float32),
+    with mixed lengths, a truncated example (falls back to the plain path) and d0 mixed in."""
+    plain = Scorer(dtype="float32", max_length=160)
+    reuse = Scorer(dtype="float32", max_length=160, prefix_reuse=True)
+    n = len(real_samples)
+    pairs = [(i, j) for j in range(3) for i in range(n)] + [(i, None) for i in range(3)]
+    encoded = [plain.encode(real_samples[i], None if j is None else real_samples[j]) for i, j in pairs]
+    assert any(e.prefix == 0 for e, (_, j) in zip(encoded, pairs) if j is not None), "need a truncated case"
+    assert any(e.prefix > 0 for e in encoded)
+    expected = plain.score_pairs(real_samples, real_samples, pairs)
+    got = reuse.score_pairs(real_samples, real_samples, pairs)
+    assert got == pytest.approx(expected, abs=1e-5)
+    assert reuse.stats["sequences"] == len(pairs) and reuse.fingerprint == plain.fingerprint
