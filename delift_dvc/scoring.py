@@ -23,6 +23,7 @@ from .templates import NO_EXAMPLE_TEMPLATE, ONE_EXAMPLE_TEMPLATE, NoExampleTempl
 
 DISTANCE_VERSION = "delift-l2/pieces-v1"
 OVERFLOWS = ("error", "truncate")
+MAX_PADDING = 0.05  # largest share of padding tokens in one batch
 
 
 class TextPair(Protocol):
@@ -69,7 +70,7 @@ class Scorer:
         example_template: str = ONE_EXAMPLE_TEMPLATE,
         overflow: str = "error",
         batch_tokens: int = 8192,
-        prefix_reuse: bool = False,
+        prefix_reuse: bool = True,
         progress: bool = False,
     ) -> None:
         if overflow not in OVERFLOWS:
@@ -205,14 +206,18 @@ class Scorer:
 
     def _batches(self, order: list[int], encoded: list[Encoded], offset: int):
         """Consecutive runs of `order` (ascending length) whose padded size, counting tokens
-        after `offset`, stays within batch_tokens."""
+        after `offset`, stays within batch_tokens and whose padding stays under MAX_PADDING
+        of the batch (length bucketing: on a CPU small batches cost little, padding costs)."""
         batch: list[int] = []
+        real = 0
         for k in order:  # ascending length: the last member sets the padded width
             width = len(encoded[k].tokens) - offset
-            if batch and (len(batch) + 1) * width > self.batch_tokens:
+            size = (len(batch) + 1) * width
+            if batch and (size > self.batch_tokens or size - real - width > MAX_PADDING * size):
                 yield batch
-                batch = []
+                batch, real = [], 0
             batch.append(k)
+            real += width
         if batch:
             yield batch
 

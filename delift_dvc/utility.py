@@ -58,6 +58,8 @@ def ensure_scores(
     for b, (targets, examples) in enumerate(blocks):
         subset = candidates[b] if candidates else None
         t_idx, e_idx = store.missing_pairs(fp, list(targets), list(examples), candidates=subset)
+        by_example = np.lexsort((t_idx, e_idx))  # a segment's pairs share few examples: the
+        t_idx, e_idx = t_idx[by_example], e_idx[by_example]  # scorer reuses their prefixes
         wanted = len(targets) * len(examples) if subset is None else len(subset[0])
         counts.pairs_reused += wanted - len(t_idx)
         plans.append((targets, examples, t_idx, e_idx))
