@@ -100,3 +100,22 @@ def test_sparse_incremental_update_scores_each_new_target_against_its_k_nearest(
     assert added == {(new[t], plan.examples[e]) for t, e in zip(t_idx.tolist(), e_idx.tolist())}
     assert all((i, i) in added for i in new)
 
+
+
+def test_identical_runs_give_byte_identical_store_and_outputs(tmp_path, tiny_model_dir, monkeypatch):
+    outputs = []
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        monkeypatch.chdir(tmp_path / name)  # relative paths, as in a DVC project
+        params = params_for(Path("."), tiny_model_dir, "dense", 32)
+        run_version(params, alpaca(8))
+        run_version(params, alpaca(8)[1:] + alpaca(3, offset=20))
+        from delift_dvc.pipeline import run_select
+
+        run_select(params)
+        root = tmp_path / name
+        files = {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+                 if p.is_file() and p.name != ".lock" and "raw" not in p.name}
+        outputs.append(files)
+    assert outputs[0].keys() == outputs[1].keys() and len(outputs[0]) > 10
+    assert outputs[0] == outputs[1]
