@@ -1,0 +1,306 @@
+"""LoRA fine-tuning of a causal LM on instruction samples (peft + a plain torch loop).
+
+Each sample becomes `template(prompt) + [eos] + response + [eos]`, tokenised piece by piece
+without special tokens (the layout of the DELIFT scorer). The loss is the mean cross-entropy
+(nats per token, token-weighted within a batch) over the response tokens and the final eos
+only; prompt and padding positions carry the label -100.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import models
+from .errors import InputError
+from .samples import Sample
+from .templates import NO_EXAMPLE_TEMPLATE, ONE_EXAMPLE_TEMPLATE, NoExampleTemplate, OneExampleTemplate
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+IGNORE = -100  # label of positions without loss
+TRAIN_LOG = "train_log.json"
+_NO_EXAMPLE = NoExampleTemplate.parse(NO_EXAMPLE_TEMPLATE)
+_ONE_EXAMPLE = OneExampleTemplate.parse(ONE_EXAMPLE_TEMPLATE)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Hyper-parameters of one LoRA run (learning rate constant, AdamW without weight decay)."""
+
+    epochs: int = 1
+    learning_rate: float = 2e-4
+    lora_rank: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lora_targets: tuple[str, ...] = ("q_proj", "v_proj")
+    max_length: int = 512
+    batch_size: int = 8
+    seed: int = 0
+    dtype: str = "float32"
+    device: str = "auto"
+
+    def validate(self) -> None:
+        """Raise InputError naming the first bad field."""
+        for key in ("epochs", "lora_rank", "lora_alpha", "batch_size"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or value < 1:
+                raise InputError(f"finetune.{key} {value!r}: expected a positive integer")
+        if not isinstance(self.max_length, int) or self.max_length < 8:
+            raise InputError(f"finetune.max_length {self.max_length!r}: expected an integer >= 8")
+        if not self.learning_rate > 0:
+            raise InputError(f"finetune.learning_rate {self.learning_rate!r}: expected > 0")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise InputError(f"finetune.lora_dropout {self.lora_dropout!r}: expected in [0, 1)")
+        if not self.lora_targets or not all(isinstance(t, str) for t in self.lora_targets):
+            raise InputError(f"finetune.lora_targets {self.lora_targets!r}: expected module names")
+
+
+# --------------------------------------------------------------------------- sequences
+
+
+def encode_sample(
+    tokenizer: Any,
+    prompt: str,
+    response: str | None,
+    max_length: int,
+    *,
+    example: tuple[str, str] | None = None,
+    reserve: int = 0,
+    sample_id: str = "?",
+) -> tuple[list[int], list[int]]:
+    """(context ids, target ids): context = template pieces + [eos], target = response + [eos]
+    ([] when response is None). `example` = (prompt, response) selects the one-example
+    template. When context + target + `reserve` exceed max_length tokens, the example is cut
+    from its end, then the query from its start; InputError when that is not enough."""
+    def tok(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False).input_ids
+
+    eos = tokenizer.eos_token_id
+    if example is None:
+        head, block, middle, query = tok(_NO_EXAMPLE.head), [], [], tok(_NO_EXAMPLE.query(prompt))
+    else:
+        head, middle = tok(_ONE_EXAMPLE.head), tok(_ONE_EXAMPLE.middle)
+        block, query = tok(_ONE_EXAMPLE.example_block(*example)), tok(_ONE_EXAMPLE.query(prompt))
+    target = [] if response is None else tok(response) + [eos]
+    excess = len(head) + len(block) + len(middle) + len(query) + 1 + len(target) + reserve - max_length
+    if excess > 0:
+        cut = min(excess, len(block))
+        block, excess = block[: len(block) - cut], excess - cut
+        cut = min(excess, len(query))
+        query, excess = query[cut:], excess - cut
+    if excess > 0:
+        what = "response" if reserve == 0 else "generation budget"
+        raise InputError(
+            f"sample {sample_id}: {what} of {len(target) + reserve} tokens does not fit "
+            f"max_length={max_length}"
+        )
+    return head + block + middle + query + [eos], target
+
+
+def collate(encoded: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict:
+    """Right-padded batch: input_ids, attention_mask, labels [B, L] (int64); labels hold the
+    target ids at target positions and -100 on context and padding positions."""
+    import torch
+
+    width = max(len(c) + len(t) for c, t in encoded)
+    ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(encoded), width), dtype=torch.long)
+    labels = torch.full((len(encoded), width), IGNORE, dtype=torch.long)
+    for row, (context, target) in enumerate(encoded):
+        n = len(context) + len(target)
+        ids[row, :n] = torch.tensor(context + target)
+        mask[row, :n] = 1
+        labels[row, len(context) : n] = torch.tensor(target, dtype=torch.long)
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def target_logits(model: Any, batch: dict):
+    """Logits [T, vocab] (float32) at the T labelled positions of a collated batch, with their
+    gold ids [T] and batch rows [T]; the output layer runs only at those positions."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    backbone, head = inner.base_model, inner.get_output_embeddings()
+    if backbone is inner:
+        raise InputError(f"model {type(inner).__name__}: no separate backbone to run")
+    device = next(inner.parameters()).device
+    hidden = backbone(
+        input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
+    ).last_hidden_state
+    gold = batch["labels"][:, 1:].to(device)
+    keep = gold != IGNORE
+    logits = head(hidden[:, :-1][keep]).float()
+    return logits, gold[keep], keep.nonzero()[:, 0]
+
+
+# --------------------------------------------------------------------------- training
+
+
+@contextlib.contextmanager
+def _quiet_peft():
+    """Silence the FutureWarning peft triggers through a deprecated transformers helper."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "`is_gradient_checkpointing`", FutureWarning)
+        yield
+
+
+def _seed_all(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train_adapter(
+    tokenizer: Any, model: Any, samples: Sequence[Sample], config: FinetuneConfig, progress: bool = True
+) -> tuple[Any, dict]:
+    """Wrap `model` (in place) with fresh LoRA adapters and train them; returns (PeftModel in eval mode,
+    log dict with per-step losses in nats/token)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from tqdm import tqdm
+
+    config.validate()
+    if not samples:
+        raise InputError("finetune: no training samples")
+    encoded = [
+        encode_sample(tokenizer, s.prompt, s.response, config.max_length, sample_id=s.id)
+        for s in samples
+    ]
+    previous = (torch.are_deterministic_algorithms_enabled(),
+                torch.is_deterministic_algorithms_warn_only_enabled())
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        _seed_all(config.seed)
+        lora = LoraConfig(
+            r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+            target_modules=list(config.lora_targets), bias="none", task_type="CAUSAL_LM",
+        )
+        try:
+            with _quiet_peft():
+                peft_model = get_peft_model(model, lora)
+        except ValueError as exc:
+            raise InputError(f"finetune.lora_targets: {str(exc).splitlines()[0]}") from None
+        params = [p for p in peft_model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
+        peft_model.train()
+        order_rng = random.Random(config.seed)
+        per_epoch = -(-len(encoded) // config.batch_size)
+        losses: list[float] = []
+        epoch_means: list[float] = []
+        start = time.perf_counter()
+        bar = tqdm(total=per_epoch * config.epochs, disable=not progress, desc="finetune", unit="step")
+        for _ in range(config.epochs):
+            order = list(range(len(encoded)))
+            order_rng.shuffle(order)
+            epoch: list[float] = []
+            for first in range(0, len(order), config.batch_size):
+                batch = collate([encoded[k] for k in order[first : first + config.batch_size]],
+                                tokenizer.eos_token_id)
+                logits, gold, _ = target_logits(peft_model, batch)
+                loss = torch.nn.functional.cross_entropy(logits, gold)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                epoch.append(float(loss.item()))
+                bar.update(1)
+                bar.set_postfix(loss=f"{np.mean(epoch):.4f}")
+            losses += epoch
+            epoch_means.append(float(np.mean(epoch)))
+        bar.close()
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+    peft_model.eval()
+    log = {
+        "n_samples": len(encoded),
+        "steps": len(losses),
+        "first_loss": losses[0],
+        "last_loss": losses[-1],
+        "mean_loss_first_epoch": epoch_means[0],
+        "mean_loss_last_epoch": epoch_means[-1],
+        "epoch_mean_losses": epoch_means,
+        "losses": losses,
+        "trainable_params": int(sum(p.numel() for p in params)),
+        "train_tokens": int(sum(len(t) for _, t in encoded)) * config.epochs,
+        "seconds": round(time.perf_counter() - start, 3),
+        "config": asdict(config),
+    }
+    return peft_model, log
+
+
+def save_adapter(peft_model: Any, log: dict, out_dir: str | Path) -> Path:
+    """Write the adapter (save_pretrained) and train_log.json to a temp folder beside out_dir,
+    then swap it in, so an interrupted run never leaves a partial adapter at out_dir."""
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    try:
+        peft_model.save_pretrained(str(tmp))
+        (tmp / TRAIN_LOG).write_text(json.dumps(log, indent=2, sort_keys=True) + "\n")
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+            os.replace(out, old / "x")
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def finetune(
+    model: str | None,
+    samples: Sequence[Sample],
+    out_dir: str | Path,
+    config: FinetuneConfig,
+    progress: bool = True,
+) -> dict:
+    """LoRA-tune `model` (None = embedded SmolLM2) on `samples`; save the adapter and
+    train_log.json in out_dir. Returns the log summary (losses in nats/token, seconds)."""
+    config.validate()
+    if not samples:
+        raise InputError("finetune: no training samples")
+    models.set_offline()
+    source = models.resolve_model(model)
+    device = models.resolve_device(config.device)
+    tokenizer, base = models.load_model(source, models.resolve_dtype(config.dtype, device), device)
+    peft_model, log = train_adapter(tokenizer, base, samples, config, progress)
+    log.update({"model": source.name, "weights_sha256": source.weights_sha256, "device": device})
+    save_adapter(peft_model, log, out_dir)
+    summary = {k: v for k, v in log.items() if k != "losses"}
+    summary["adapter_dir"] = str(out_dir)
+    return summary
+
+
+def load_finetuned(
+    model: str | None, adapter_dir: str | Path, dtype: str = "float32", device: str = "auto"
+) -> tuple[Any, Any]:
+    """(tokenizer, PeftModel in eval mode): the base model with the adapter at adapter_dir."""
+    from peft import PeftModel
+
+    folder = Path(adapter_dir)
+    if not (folder / "adapter_config.json").is_file():
+        raise InputError(f"{folder}: not an adapter folder (no adapter_config.json)")
+    models.set_offline()
+    source = models.resolve_model(model)
+    device = models.resolve_device(device)
+    tokenizer, base = models.load_model(source, models.resolve_dtype(dtype, device), device)
+    with _quiet_peft():
+        peft_model = PeftModel.from_pretrained(base, str(folder))
+    peft_model.to(device)
+    peft_model.eval()
+    return tokenizer, peft_model
