@@ -91,3 +91,16 @@ def tiny_model_dir(tmp_path_factory, embedded_available) -> Path:
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    """A loader of (tokenizer, fresh float32 tiny model) in eval mode."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    def load():
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+        return AutoTokenizer.from_pretrained(tiny_model_dir), model
+
+    return load

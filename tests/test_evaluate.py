@@ -44,17 +44,6 @@ class FakeEmbedder:
 
 
 @pytest.fixture(scope="module")
-def tiny(tiny_model_dir):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    def load():
-        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
-        return AutoTokenizer.from_pretrained(tiny_model_dir), model
-
-    return load
-
-
-@pytest.fixture(scope="module")
 def real_embedder():
     import importlib.util
 

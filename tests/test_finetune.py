@@ -35,17 +35,6 @@ CONFIG = FinetuneConfig(epochs=3, learning_rate=1e-2, batch_size=4, device="cpu"
 
 
 @pytest.fixture(scope="module")
-def tiny(tiny_model_dir):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    def load():
-        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
-        return AutoTokenizer.from_pretrained(tiny_model_dir), model
-
-    return load
-
-
-@pytest.fixture(scope="module")
 def two_runs(tiny_model_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("ft")
     results = [finetune(str(tiny_model_dir), SAMPLES, root / f"run{k}", CONFIG, progress=False)

@@ -148,7 +148,6 @@ def test_repro_without_change_runs_nothing(project):
 
 
 def test_every_stored_utility_equals_a_from_scratch_computation(project):
-    from delift_dvc.samples import load_samples
     from delift_dvc.scoring import Scorer
     from delift_dvc.store import Store
 
