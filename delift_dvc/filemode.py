@@ -17,6 +17,7 @@ from .pipeline import kernel_block, write_json
 from .planning import Plan, run_plan
 from .samples import Sample, load_samples, read_samples, write_samples
 from .store import Store
+from .utility import store_samples
 
 
 def _load(data: str, target_set: str | None, existing: str | None):
@@ -48,8 +49,7 @@ def score_file(params: Params, data: str, target_set: str | None = None, existin
     plan = _plan(report.samples, extra, params.selection.budget, bool(target_set), bool(existing))
     by_id = {s.id: s for s in [*report.samples, *extra]}
     with Store(params.store, write=True) as store:
-        store.add_samples(list(by_id), [s.prompt for s in by_id.values()],
-                          [s.response for s in by_id.values()], [s.source for s in by_id.values()])
+        store_samples(store, by_id)
         _, counts, fingerprint = kernel_block(store, replace_method(params, "delift"), plan, by_id,
                                               progress)
     return {**plan.counts, "n_duplicates": report.n_duplicates, **counts.as_dict(), "scorer": fingerprint}

@@ -22,7 +22,7 @@ from .planning import Plan, plan_selection, run_plan
 from .samples import Sample, load_samples, read_samples, write_samples
 from .selection import Subset
 from .store import Store
-from .utility import ScoreCounts, ensure_scores, utility_block
+from .utility import ScoreCounts, ensure_scores, store_samples, utility_block
 
 PREPARED_TRAIN = "train.jsonl"
 PREPARED_TARGETS = "target_set.jsonl"
@@ -104,8 +104,7 @@ def run_score(params: Params, progress: bool = True) -> dict:
     sel = params.selection
     by_id = {s.id: s for s in [*pool, *targets]}
     with Store(params.store, write=True) as store:
-        store.add_samples(list(by_id), [s.prompt for s in by_id.values()],
-                          [s.response for s in by_id.values()], [s.source for s in by_id.values()])
+        store_samples(store, by_id)
         ids = [s.id for s in pool]
         version = store.record_version(_unique_name(store, params.data.train, ids), ids)
         previous = previous_selection(store, version.seq)

@@ -174,6 +174,7 @@ class Scorer:
             block = self._tok(self.example_template.example_block(example.prompt, example.response))
             middle = self._tok(self.example_template.middle)
         eos = [self._tokenizer.eos_token_id]
+        full_block = len(block)
         excess = len(head) + len(block) + len(middle) + len(query) + len(response) + 2 - self.max_length
         final_eos = eos
         if excess > 0:  # cut the example first, then the target's prompt from its start
@@ -191,8 +192,7 @@ class Scorer:
             if not response:
                 raise InputError(f"scoring.max_length={self.max_length} leaves no room for a response")
         tokens = head + block + middle + query + eos + response + final_eos
-        untruncated = example is not None and len(block) == len(self._tok(
-            self.example_template.example_block(example.prompt, example.response)))
+        untruncated = example is not None and len(block) == full_block
         prefix = len(head) + len(block) + len(middle) if untruncated else 0
         return Encoded(tokens, len(response) + len(final_eos), prefix)
 

@@ -110,3 +110,10 @@ def utility_block(store: Store, fingerprint: str, targets: Sequence[str], exampl
             f"(run `delift-dvc score` first)"
         )
     return d0[:, None] - d
+
+
+def store_samples(store: Store, samples: Mapping[str, object]) -> int:
+    """Record the text of every sample (id -> Sample) in the store; returns how many were new."""
+    values = list(samples.values())
+    return store.add_samples(list(samples), [s.prompt for s in values], [s.response for s in values],
+                             [s.source for s in values])
