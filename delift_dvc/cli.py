@@ -149,6 +149,72 @@ def select(data, params_path, target_set, existing, out, summary, **overrides) -
 
 
 @cli.command()
+@click.option("--params", "params_path", default="params.yaml", show_default=True, help=PARAMS_HELP)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def finetune(params_path, quiet) -> None:
+    """LoRA-tune the model on data/selected/train.jsonl (DVC stage `finetune`).
+
+    Writes the adapter to finetune.adapter, metrics/train.json and plots/train_loss.csv.
+
+    Example: delift-dvc finetune
+    """
+    from .config import load_params
+    from .quality import run_finetune
+
+    click.echo(json.dumps(run_finetune(load_params(params_path), progress=not quiet), sort_keys=True))
+
+
+@cli.command()
+@click.option("--params", "params_path", default="params.yaml", show_default=True, help=PARAMS_HELP)
+@click.option("--initial", is_flag=True, help="Evaluate the base model alone (metrics/eval_initial.json).")
+def evaluate(params_path, initial) -> None:
+    """Evaluate on the held-out test set: NLL, ROUGE-L and embedding cosine (DVC stage `evaluate`).
+
+    Without --initial: the fine-tuned adapter, and the base model with the nearest subset sample
+    as a one-shot example (ICL) -> metrics/eval.json, plots/eval_samples.csv.
+
+    Example: delift-dvc evaluate --initial
+    """
+    from .config import load_params
+    from .quality import run_evaluate
+
+    result = run_evaluate(load_params(params_path), initial=initial)
+    click.echo(json.dumps(result, sort_keys=True))
+
+
+@cli.command()
+@click.option("--methods", default="delift,delift_se,random,full", show_default=True,
+              help="Comma-separated selection methods.")
+@click.option("--budgets", default="0.1,0.3,0.5", show_default=True, help="Comma-separated budgets.")
+@click.option("--seeds", default="0,1,2", show_default=True, help="Seeds of the random baseline.")
+@click.option("--out", default="reports", show_default=True, help="Folder for compare.csv/.md/.png.")
+@click.option("--params", "params_path", default="params.yaml", show_default=True, help=PARAMS_HELP)
+@click.option("--dry-run", is_flag=True, help="Print the `dvc exp run` commands only.")
+@click.option("--report-only", is_flag=True, help="Rebuild table and plot from OUT/compare.csv.")
+def compare(methods, budgets, seeds, out, params_path, dry_run, report_only) -> None:
+    """Run the method x budget (x seed) grid as `dvc exp run` experiments and tabulate quality.
+
+    Each run re-selects from scratch (selection.mode=refresh), fine-tunes and evaluates; rows go
+    to OUT/compare.csv as they finish, then OUT/compare.md (mean and spread) and OUT/compare.png.
+
+    Example: delift-dvc compare --methods delift,random --budgets 0.3 --seeds 0,1,2
+    """
+    from .compare import grid, report, run_grid
+
+    if report_only:
+        click.echo(report(out))
+        return
+    runs = grid(_names(methods), [_budget(b) for b in _names(budgets)], [int(s) for s in _names(seeds)])
+    run_grid(runs, out, params_path, dry_run=dry_run, echo=click.echo)
+    if not dry_run:
+        click.echo(report(out))
+
+
+def _names(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+@cli.command()
 @click.option("--store", help="Store directory (default: params.yaml's, else 'store').")
 @click.option("--params", "params_path", default="params.yaml", show_default=True, help=PARAMS_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

@@ -18,6 +18,9 @@ class DataParams:
     train: str = "data/raw"  # training pool: a file or a directory of files
     split: str = "train"  # split of a saved Hugging Face DatasetDict
     target_set: str | None = None  # task-specific: samples of the target task (FLMI)
+    test: str | None = None  # held-out test samples for `evaluate` (None: hold out `holdout`)
+    holdout: float = 0.0  # fraction of data.train held out as the test set (by content hash)
+    holdout_seed: int = 0  # salt of the content-hash split
     prepared: str = "data/prepared"
     selected: str = "data/selected"
 
@@ -54,11 +57,40 @@ class SelectionParams:
 
 
 @dataclass(frozen=True)
+class FinetuneParams:
+    model: str | None = None  # None: the scoring model
+    epochs: int = 2
+    learning_rate: float = 3e-4
+    lora_rank: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    max_length: int = 512
+    batch_size: int = 8
+    seed: int = 0
+    dtype: str = "float32"
+    device: str = "auto"
+    adapter: str = "models/adapter"
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    max_new_tokens: int = 64  # greedy generation budget per test query
+    max_length: int = 1024  # tokens per evaluated sequence (the ICL example is cut first)
+    batch_size: int = 8
+    icl: bool = True  # also evaluate the base model with the nearest subset sample as a one-shot example
+    dtype: str = "float32"
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataParams = field(default_factory=DataParams)
     scoring: ScoringParams = field(default_factory=ScoringParams)
     utility: UtilityParams = field(default_factory=UtilityParams)
     selection: SelectionParams = field(default_factory=SelectionParams)
+    finetune: FinetuneParams = field(default_factory=FinetuneParams)
+    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     store: str = "store"
     metrics: str = "metrics"
     plots: str = "plots"
@@ -81,6 +113,10 @@ def _section(cls, values: Any, where: str):
 
 
 def _check_type(value: Any, default: Any, key: str) -> Any:
+    if isinstance(default, tuple):
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            raise InputError(f"{key}: expected a non-empty list of strings, got {value!r}")
+        return tuple(value)
     if default is None:
         if value is not None and not isinstance(value, str):
             raise InputError(f"{key}: expected a path or null, got {value!r}")
@@ -118,7 +154,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     if not isinstance(raw, dict):
         raise InputError(f"{path}: expected a mapping at the top level")
     sections = {"data": DataParams, "scoring": ScoringParams, "utility": UtilityParams,
-                "selection": SelectionParams}
+                "selection": SelectionParams, "finetune": FinetuneParams, "evaluate": EvaluateParams}
     top = {"store": "store", "metrics": "metrics", "plots": "plots"}
     for key in raw:
         if key not in sections and key not in top:
@@ -149,3 +185,31 @@ def _validate(params: Params, where: str) -> None:
         )
     if sel.eta < 0 or sel.nu < 0:
         raise InputError(f"{where}: selection.eta and selection.nu must be >= 0")
+    if not 0.0 <= params.data.holdout < 1.0:
+        raise InputError(f"{where}: data.holdout {params.data.holdout!r}: expected a fraction in [0, 1)")
+    ev = params.evaluate
+    for key in ("max_new_tokens", "max_length", "batch_size"):
+        if getattr(ev, key) < 1:
+            raise InputError(f"{where}: evaluate.{key} {getattr(ev, key)!r}: expected an integer >= 1")
+    try:
+        finetune_config(params).validate()
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
+
+
+def finetune_config(params: Params):
+    """The FinetuneConfig of params.finetune (model and adapter path excluded)."""
+    from .finetune import FinetuneConfig
+
+    f = params.finetune
+    return FinetuneConfig(
+        epochs=f.epochs, learning_rate=f.learning_rate, lora_rank=f.lora_rank, lora_alpha=f.lora_alpha,
+        lora_dropout=f.lora_dropout, lora_targets=f.lora_targets, max_length=f.max_length,
+        batch_size=f.batch_size, seed=f.seed, dtype=f.dtype, device=f.device,
+    )
+
+
+def model_name(params: Params) -> str | None:
+    """The model fine-tuned and evaluated: finetune.model, else scoring.model (None = embedded)."""
+    name = params.finetune.model or params.scoring.model
+    return None if name == "embedded" else name

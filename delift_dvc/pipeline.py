@@ -7,6 +7,7 @@ earlier stage. `select` exports that subset in the input's shape with metrics an
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -26,6 +27,7 @@ from .utility import ScoreCounts, ensure_scores, store_samples, utility_block
 
 PREPARED_TRAIN = "train.jsonl"
 PREPARED_TARGETS = "target_set.jsonl"
+PREPARED_TEST = "test.jsonl"
 SELECTION_RECORD = "selection.json"
 SELECTED_TRAIN = "train.jsonl"
 
@@ -53,14 +55,38 @@ def make_scorer(params: Params, progress: bool = False):
 
 
 # -- ingest -------------------------------------------------------------------------------------
+def held_out(sample_id: str, fraction: float, seed: int) -> bool:
+    """Whether a sample belongs to the held-out test split: a hash of (seed, content id) below
+    `fraction`, so the split of a sample never changes as the data set grows."""
+    digest = hashlib.sha256(f"{seed}:{sample_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64 < fraction
+
+
 def run_ingest(params: Params) -> dict:
-    """data.train (+ data.target_set) -> data/prepared/*.jsonl: validated, de-duplicated, sorted
-    by id, each record in its original shape."""
-    prepared = Path(params.data.prepared)
-    report = read_samples(params.data.train, split=params.data.split)
-    write_samples(sorted(report.samples, key=lambda s: s.id), prepared / PREPARED_TRAIN)
+    """data.train (+ data.target_set, data.test) -> data/prepared/*.jsonl: validated,
+    de-duplicated, sorted by id, each record in its original shape. Without data.test, a
+    data.holdout fraction of data.train (by content hash) becomes test.jsonl instead of pool."""
+    data = params.data
+    prepared = Path(data.prepared)
+    report = read_samples(data.train, split=data.split)
+    pool = sorted(report.samples, key=lambda s: s.id)
+    if data.test:
+        test = sorted(load_samples(data.test), key=lambda s: s.id)
+        in_test = {s.id for s in test}
+        pool = [s for s in pool if s.id not in in_test]  # never train on a test sample
+    else:
+        test = [s for s in pool if held_out(s.id, data.holdout, data.holdout_seed)]
+        pool = [s for s in pool if not held_out(s.id, data.holdout, data.holdout_seed)]
+    if not pool:
+        raise InputError(f"{data.train}: no training samples left after holding out the test set")
+    write_samples(pool, prepared / PREPARED_TRAIN)
+    test_path = prepared / PREPARED_TEST
+    if test:
+        write_samples(test, test_path)
+    elif test_path.exists():
+        test_path.unlink()
     summary = {"n_records": report.n_records, "n_duplicates": report.n_duplicates,
-               "n_samples": len(report.samples)}
+               "n_samples": len(pool), "n_test": len(test)}
     if params.data.target_set:
         targets = load_samples(params.data.target_set)
         write_samples(sorted(targets, key=lambda s: s.id), prepared / PREPARED_TARGETS)

@@ -1,4 +1,6 @@
-"""End to end in a real git + DVC repository: dvc repro, a data update, dvc repro again."""
+"""End to end in a real git + DVC repository: dvc repro, a data update, dvc repro again.
+
+These runs stop at `select`; test_quality_dvc covers finetune and evaluate."""
 
 from __future__ import annotations
 
@@ -28,13 +30,17 @@ def sh(*args, cwd: Path, check=True) -> subprocess.CompletedProcess:
     return done
 
 
-def make_project(root: Path, records: list[dict], scoring: dict) -> Path:
-    """A fresh git + DVC repo with the project's dvc.yaml and params.yaml (scoring overridden)."""
+def make_project(root: Path, records: list[dict], scoring: dict, **sections: dict) -> Path:
+    """A fresh git + DVC repo with the project's dvc.yaml and params.yaml (scoring and other
+    sections overridden; no hold-out unless `data` says so)."""
     root.mkdir(parents=True)
     shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
     shutil.copy(REPO / ".dvcignore", root / ".dvcignore")
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["scoring"].update(scoring)
+    params["data"]["holdout"] = 0.0
+    for name, values in sections.items():
+        params[name].update(values)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     write_data(root, records)
     sh("git", "init", "-q", cwd=root)
@@ -82,14 +88,14 @@ def versions(shared_data):
 def project(tmp_path_factory, versions, embedded_available):
     """Run version 1 and version 2 once with the real model (float32), shared by the tests."""
     root = make_project(tmp_path_factory.mktemp("e2e") / "repo", versions[0], {"dtype": "float32"})
-    sh("dvc", "repro", cwd=root)
+    sh("dvc", "repro", "select", cwd=root)
     commit(root, "run 1")
     first = {"score": metrics(root, "score"), "select": metrics(root, "select"),
              "record": json.loads((root / "data/selected/selection.json").read_text())}
     first["pairs"] = stored_pairs(root, first["score"]["scorer"])
     write_data(root, versions[1])
     commit(root, "version 2")
-    sh("dvc", "repro", cwd=root)
+    sh("dvc", "repro", "select", cwd=root)
     commit(root, "run 2")
     return root, first
 
@@ -142,7 +148,7 @@ def test_update_subset_is_kept_plus_flcg_picks(project):
 
 def test_repro_without_change_runs_nothing(project):
     root, _ = project
-    done = sh("dvc", "repro", cwd=root)
+    done = sh("dvc", "repro", "select", cwd=root)
     assert "Running stage" not in done.stdout, done.stdout
     assert "up to date" in done.stdout
 
@@ -192,7 +198,7 @@ def test_push_clone_pull_rescores_nothing(project, tmp_path):
     clone = tmp_path / "clone"
     sh("git", "clone", "-q", root, clone, cwd=tmp_path)
     sh("dvc", "pull", cwd=clone)
-    sh("dvc", "repro", "--force", cwd=clone)
+    sh("dvc", "repro", "--force", "select", cwd=clone)
     score = metrics(clone, "score")
     assert score["pairs_scored"] == 0 and score["baselines_scored"] == 0
     assert score["pairs_reused"] > 0

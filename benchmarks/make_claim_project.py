@@ -1,0 +1,102 @@
+"""Build the DVC project of the quality comparison (issue 5) from ../shared/data.
+
+    python benchmarks/make_claim_project.py --task p3 --dir ../claim-p3
+    cd ../claim-p3 && dvc repro && delift-dvc compare --budgets 0.3 --seeds 0,1,2
+
+`--task p3`: pool = the first --pool-per-template usable rows of 8 P3 templates, test = rows
+150.. of the same templates (disjoint). `--task gsm8k`: the same pool, target set = the first
+--targets rows of gsm8k/train (FLMI), test = the first --test rows of gsm8k/test. The project
+is this repository's dvc.yaml and params.yaml with the settings below; `--store` copies an
+existing store in (the pool's utilities are content-keyed, so they are reused, not rescored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+TEMPLATES = ["glue_mrpc_paraphrase", "common_gen_Given_concepts_type_1", "social_i_qa_Generate_answer",
+             "rotten_tomatoes_Reviewer_Enjoyment", "app_reviews_convert_to_star_rating",
+             "glue_qqp_duplicate_or_not", "quarel_choose_between", "gigaword_make_a_title"]
+TEST_START = 150  # test rows start here, far from the pool's rows
+
+
+def p3_rows(first: int, count: int) -> list[dict]:
+    """`count` rows with a non-empty completion from row `first` on, of each template."""
+    out = []
+    for name in TEMPLATES:
+        rows = [json.loads(line) for line in (SHARED / "p3" / f"{name}.jsonl").open(encoding="utf-8")]
+        usable = [r for r in rows[first:] if r["completion"].removesuffix("<|endoftext|>").strip()]
+        out += usable[:count]
+    return out
+
+
+def jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+def sh(*args: str, cwd: Path) -> None:
+    subprocess.run(list(args), cwd=cwd, check=True, capture_output=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--task", choices=["p3", "gsm8k"], default="p3")
+    ap.add_argument("--dir", required=True, type=Path)
+    ap.add_argument("--pool-per-template", type=int, default=25)
+    ap.add_argument("--test-per-template", type=int, default=10)
+    ap.add_argument("--targets", type=int, default=20, help="gsm8k: target-set size (from train)")
+    ap.add_argument("--test", type=int, default=30, help="gsm8k: test-set size (from test)")
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--learning-rate", type=float, default=5e-4)
+    ap.add_argument("--max-new-tokens", type=int, default=None, help="default: 32 (p3), 128 (gsm8k)")
+    ap.add_argument("--store", type=Path, help="an existing store to copy in")
+    args = ap.parse_args()
+    root: Path = args.dir
+    if root.exists():
+        raise SystemExit(f"{root}: exists; pick a new --dir")
+    root.mkdir(parents=True)
+    for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
+        shutil.copy(REPO / name, root / name)
+    jsonl(root / "data/raw/train.jsonl", p3_rows(0, args.pool_per_template))
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())
+    params["data"].update({"test": "data/test/test.jsonl", "holdout": 0.0})
+    stages["stages"]["ingest"]["deps"].append("${data.test}")
+    if args.task == "p3":
+        jsonl(root / "data/test/test.jsonl", p3_rows(TEST_START, args.test_per_template))
+        new_tokens = args.max_new_tokens or 32
+    else:
+        gsm = [json.loads(line) for line in (SHARED / "gsm8k/train.jsonl").open(encoding="utf-8")]
+        jsonl(root / "data/target/gsm8k_train.jsonl", gsm[: args.targets])
+        test = [json.loads(line) for line in (SHARED / "gsm8k/test.jsonl").open(encoding="utf-8")]
+        jsonl(root / "data/test/test.jsonl", test[: args.test])
+        params["data"]["target_set"] = "data/target/gsm8k_train.jsonl"
+        stages["stages"]["ingest"]["deps"].append("${data.target_set}")
+        new_tokens = args.max_new_tokens or 128
+    params["finetune"].update({"epochs": args.epochs, "learning_rate": args.learning_rate})
+    params["evaluate"]["max_new_tokens"] = new_tokens
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (root / "dvc.yaml").write_text(yaml.safe_dump(stages, sort_keys=False))
+    sh("git", "init", "-q", cwd=root)
+    sh("git", "config", "user.name", "delift", cwd=root)
+    sh("git", "config", "user.email", "delift@example.invalid", cwd=root)
+    sh("dvc", "init", "-q", cwd=root)
+    sh("dvc", "config", "core.analytics", "false", cwd=root)
+    sh("git", "add", "-A", cwd=root)
+    sh("git", "commit", "-qm", f"claim project ({args.task})", cwd=root)
+    if args.store:  # after the commit: the store is a DVC output, never a git file
+        shutil.copytree(args.store, root / "store")
+    print(f"{root}: {args.task} project ready; run: cd {root} && dvc repro && delift-dvc compare")
+
+
+if __name__ == "__main__":
+    main()
