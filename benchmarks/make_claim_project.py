@@ -82,6 +82,7 @@ def main() -> None:
         params["data"]["target_set"] = "data/target/gsm8k_train.jsonl"
         stages["stages"]["ingest"]["deps"].append("${data.target_set}")
         new_tokens = args.max_new_tokens or 128
+    params["selection"]["mode"] = "refresh"  # as `compare` runs it: the first run is reused
     params["finetune"].update({"epochs": args.epochs, "learning_rate": args.learning_rate})
     params["evaluate"]["max_new_tokens"] = new_tokens
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
