@@ -74,8 +74,8 @@ def test_per_sample_outputs_and_icl_examples_come_from_the_subset(real_run):
 
     by_id = {s.id: s.prompt for s in load_samples(root / "data/prepared/train.jsonl")}
     assert all(by_id[g["icl_example"]] in subset for g in generations)
-    test_prompts = {r["prompt"] for r in test}
-    assert not test_prompts & set(by_id.values())  # the test set never enters the pool
+    test_ids = {s.id for s in load_samples(root / "data/prepared/test.jsonl")}
+    assert len(test_ids) == 4 and not test_ids & set(by_id)  # the test set never enters the pool
 
 
 def test_second_repro_runs_nothing(real_run):
