@@ -61,6 +61,7 @@ def test_repro_runs_finetune_and_evaluate_with_the_real_model(real_run):
         assert block["n"] == 4 and block["nll"] > 0 and 0 <= block["rouge_l"] <= 100
         assert -1 <= block["cosine"] <= 1
     assert result["finetuned"]["nll"] != initial["initial"]["nll"]  # the adapter changed the model
+    assert (root / "metrics/eval.json").stat().st_mode & 0o044  # readable like any output file
 
 
 def test_per_sample_outputs_and_icl_examples_come_from_the_subset(real_run):
