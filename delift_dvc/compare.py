@@ -217,6 +217,7 @@ def _plot(path: Path, summary: list[dict]) -> None:
                 ax.axhline(e["rouge_l"], color="grey", linestyle=":", label="initial (no tuning)")
         ax.set_title("fine-tuned" if variant == "finetuned" else "ICL (one-shot from subset)")
         ax.set_xlabel("budget (fraction of the pool)")
+        ax.set_xlim(0.0, 1.05)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     axes[0].set_ylabel("ROUGE-L (test set)")
