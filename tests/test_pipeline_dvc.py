@@ -197,7 +197,7 @@ def test_push_clone_pull_rescores_nothing(project, tmp_path):
     commit(root, "remote")
     clone = tmp_path / "clone"
     sh("git", "clone", "-q", root, clone, cwd=tmp_path)
-    sh("dvc", "pull", cwd=clone)
+    sh("dvc", "pull", "--with-deps", "select", cwd=clone)  # this project never ran finetune
     sh("dvc", "repro", "--force", "select", cwd=clone)
     score = metrics(clone, "score")
     assert score["pairs_scored"] == 0 and score["baselines_scored"] == 0
