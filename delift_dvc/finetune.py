@@ -26,7 +26,8 @@ import numpy as np
 from . import models
 from .errors import InputError
 from .samples import Sample
-from .templates import NO_EXAMPLE_TEMPLATE, ONE_EXAMPLE_TEMPLATE, NoExampleTemplate, OneExampleTemplate
+from .templates import (NO_EXAMPLE_TEMPLATE, ONE_EXAMPLE_TEMPLATE, NoExampleTemplate, OneExampleTemplate,
+                        cut_to_fit)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -96,11 +97,7 @@ def encode_sample(
         block, query = tok(_ONE_EXAMPLE.example_block(*example)), tok(_ONE_EXAMPLE.query(prompt))
     target = [] if response is None else tok(response) + [eos]
     excess = len(head) + len(block) + len(middle) + len(query) + 1 + len(target) + reserve - max_length
-    if excess > 0:
-        cut = min(excess, len(block))
-        block, excess = block[: len(block) - cut], excess - cut
-        cut = min(excess, len(query))
-        query, excess = query[cut:], excess - cut
+    block, query, excess = cut_to_fit(block, query, excess)
     if excess > 0:
         what = "response" if reserve == 0 else "generation budget"
         raise InputError(
@@ -274,10 +271,7 @@ def finetune(
     config.validate()
     if not samples:
         raise InputError("finetune: no training samples")
-    models.set_offline()
-    source = models.resolve_model(model)
-    device = models.resolve_device(config.device)
-    tokenizer, base = models.load_model(source, models.resolve_dtype(config.dtype, device), device)
+    tokenizer, base, source, device = models.load_named(model, config.dtype, config.device)
     peft_model, log = train_adapter(tokenizer, base, samples, config, progress)
     log.update({"model": source.name, "weights_sha256": source.weights_sha256, "device": device})
     save_adapter(peft_model, log, out_dir)
@@ -286,21 +280,32 @@ def finetune(
     return summary
 
 
-def load_finetuned(
-    model: str | None, adapter_dir: str | Path, dtype: str = "float32", device: str = "auto"
-) -> tuple[Any, Any]:
-    """(tokenizer, PeftModel in eval mode): the base model with the adapter at adapter_dir."""
-    from peft import PeftModel
-
+def adapter_folder(adapter_dir: str | Path) -> Path:
+    """adapter_dir as a Path; InputError when it holds no saved adapter."""
     folder = Path(adapter_dir)
     if not (folder / "adapter_config.json").is_file():
         raise InputError(f"{folder}: not an adapter folder (no adapter_config.json)")
-    models.set_offline()
-    source = models.resolve_model(model)
-    device = models.resolve_device(device)
-    tokenizer, base = models.load_model(source, models.resolve_dtype(dtype, device), device)
+    return folder
+
+
+def attach_adapter(base: Any, adapter_dir: str | Path) -> Any:
+    """The PeftModel (eval mode, on base's device) of `base` with the adapter at adapter_dir;
+    `base` is modified in place."""
+    from peft import PeftModel
+
+    folder = adapter_folder(adapter_dir)
+    device = next(base.parameters()).device
     with _quiet_peft():
         peft_model = PeftModel.from_pretrained(base, str(folder))
     peft_model.to(device)
     peft_model.eval()
-    return tokenizer, peft_model
+    return peft_model
+
+
+def load_finetuned(
+    model: str | None, adapter_dir: str | Path, dtype: str = "float32", device: str = "auto"
+) -> tuple[Any, Any]:
+    """(tokenizer, PeftModel in eval mode): the base model with the adapter at adapter_dir."""
+    adapter_folder(adapter_dir)  # fail before loading the model
+    tokenizer, base, _, _ = models.load_named(model, dtype, device)
+    return tokenizer, attach_adapter(base, adapter_dir)

@@ -151,6 +151,16 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def load_named(name: str | None, dtype: str, device: str):
+    """(tokenizer, model, source, device) of a model name (None = embedded), offline, with
+    `dtype` and `device` resolved ('auto' allowed)."""
+    set_offline()
+    source = resolve_model(name)
+    device = resolve_device(device)
+    tokenizer, model = load_model(source, resolve_dtype(dtype, device), device)
+    return tokenizer, model, source, device
+
+
 def load_model(source: ModelSource, dtype, device: str):
     """Load (tokenizer, model) in eval mode on `device` in `dtype`; GGUF weights are
     dequantised once into the cache folder and reloaded from there afterwards."""

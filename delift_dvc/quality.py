@@ -55,7 +55,7 @@ def run_finetune(params: Params, progress: bool = True) -> dict:
 
 
 # -- evaluate -----------------------------------------------------------------------------------
-def run_evaluate(params: Params, initial: bool = False, progress: bool = True) -> dict:
+def run_evaluate(params: Params, initial: bool = False) -> dict:
     """Evaluate on data/prepared/test.jsonl. initial=True: the base model alone ->
     metrics/eval_initial.json. Else the fine-tuned adapter (and, with evaluate.icl, the base model
     with the nearest subset sample as one-shot example) -> metrics/eval.json, per-sample scores
@@ -63,30 +63,28 @@ def run_evaluate(params: Params, initial: bool = False, progress: bool = True) -
     from . import models
     from .embeddings import Embedder
     from .evaluate import evaluate
-    from .finetune import load_finetuned
+    from .finetune import attach_adapter
 
     ev = params.evaluate
     test = _test_set(params)
-    embedder = Embedder(device=ev.device)
-    options = dict(max_new_tokens=ev.max_new_tokens, max_length=ev.max_length, embedder=embedder,
-                   batch_size=ev.batch_size)
-    results: dict[str, dict] = {}
-    if initial:
-        tokenizer, base = _base_model(params)
-        results["initial"] = evaluate(tokenizer, base, test, **options)
-        out, rows_path = Path(params.metrics) / "eval_initial.json", Path(params.plots) / "eval_initial_samples.csv"
-    else:
+    if not initial:
         subset = _selected(params)
         adapter = Path(params.finetune.adapter)
         if not (adapter / "adapter_config.json").is_file():
             raise InputError(f"{adapter}: no adapter (run `delift-dvc finetune` first)")
+    embedder = Embedder(device=ev.device)
+    options = dict(max_new_tokens=ev.max_new_tokens, max_length=ev.max_length, embedder=embedder,
+                   batch_size=ev.batch_size)
+    tokenizer, base, _, _ = models.load_named(model_name(params), ev.dtype, ev.device)
+    results: dict[str, dict] = {}
+    if initial:
+        results["initial"] = evaluate(tokenizer, base, test, **options)
+        out, rows_path = Path(params.metrics) / "eval_initial.json", Path(params.plots) / "eval_initial_samples.csv"
+    else:
         if ev.icl:
-            tokenizer, base = _base_model(params)
             results["icl"] = evaluate(tokenizer, base, test, examples=subset, **options)
-            del base
-        models.set_offline()
-        tokenizer, tuned = load_finetuned(model_name(params), adapter, ev.dtype, ev.device)
-        results["finetuned"] = evaluate(tokenizer, tuned, test, **options)
+        # the same base weights, wrapped with the adapter (one model load for both variants)
+        results["finetuned"] = evaluate(tokenizer, attach_adapter(base, adapter), test, **options)
         out, rows_path = Path(params.metrics) / "eval.json", Path(params.plots) / "eval_samples.csv"
     summary = {name: {k: result[k] for k in SUMMARY_KEYS} for name, result in results.items()}
     if not initial:
@@ -99,16 +97,6 @@ def run_evaluate(params: Params, initial: bool = False, progress: bool = True) -
     if not initial:
         _write_generations(Path(params.metrics) / "generations.jsonl", test, results)
     return summary
-
-
-def _base_model(params: Params):
-    from . import models
-
-    ev = params.evaluate
-    models.set_offline()
-    source = models.resolve_model(model_name(params))
-    device = models.resolve_device(ev.device)
-    return models.load_model(source, models.resolve_dtype(ev.dtype, device), device)
 
 
 def _write_per_sample(path: Path, results: dict[str, dict]) -> None:

@@ -19,7 +19,8 @@ import numpy as np
 
 from . import models
 from .errors import InputError
-from .templates import NO_EXAMPLE_TEMPLATE, ONE_EXAMPLE_TEMPLATE, NoExampleTemplate, OneExampleTemplate
+from .templates import (NO_EXAMPLE_TEMPLATE, ONE_EXAMPLE_TEMPLATE, NoExampleTemplate, OneExampleTemplate,
+                        cut_to_fit)
 
 DISTANCE_VERSION = "delift-l2/pieces-v1"
 OVERFLOWS = ("error", "truncate")
@@ -177,11 +178,7 @@ class Scorer:
         full_block = len(block)
         excess = len(head) + len(block) + len(middle) + len(query) + len(response) + 2 - self.max_length
         final_eos = eos
-        if excess > 0:  # cut the example first, then the target's prompt from its start
-            cut = min(excess, len(block))
-            block, excess = block[: len(block) - cut], excess - cut
-            cut = min(excess, len(query))
-            query, excess = query[cut:], excess - cut
+        block, query, excess = cut_to_fit(block, query, excess)
         if excess > 0:
             if self.overflow == "error":
                 raise InputError(

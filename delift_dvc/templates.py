@@ -28,6 +28,17 @@ ONE_EXAMPLE_TEMPLATE = (
 )
 
 
+def cut_to_fit(block: list[int], query: list[int], excess: int) -> tuple[list[int], list[int], int]:
+    """Drop `excess` tokens: first from the end of the example block, then from the start of the
+    query. Returns (block, query, tokens still in excess)."""
+    if excess > 0:
+        cut = min(excess, len(block))
+        block, excess = block[: len(block) - cut], excess - cut
+        cut = min(excess, len(query))
+        query, excess = query[cut:], excess - cut
+    return block, query, excess
+
+
 def _fields(template: str, key: str) -> list[tuple[str, str | None]]:
     try:
         return [(lit, field) for lit, field, _, _ in string.Formatter().parse(template)]
