@@ -1,19 +1,27 @@
-"""delift-dvc: DELIFT data selection for LLM fine-tuning, incremental inside DVC."""
+"""delift-dvc: DELIFT data selection for LLM fine-tuning, incremental inside DVC.
 
-from .errors import DeliftError, InputError
+The package's folders follow the flow: data -> utility -> store -> selection -> quality, with
+executors beside utility, and stages and the CLI on top.
+"""
 
-__all__ = ["DeliftError", "InputError", "Sample", "Scorer", "load_samples"]
-__version__ = "0.1.0"
+from delift_dvc.errors import DeliftError, InputError
+
+__all__ = ["DeliftError", "InputError", "Sample", "Scorer", "load_samples", "maximize"]
+__version__ = "0.2.0"
+
+_LAZY = {
+    "Sample": ("delift_dvc.data.samples", "Sample"),
+    "load_samples": ("delift_dvc.data.samples", "load_samples"),
+    "Scorer": ("delift_dvc.utility.scorer", "Scorer"),
+    "maximize": ("delift_dvc.selection.submodular", "maximize"),
+}
 
 
 def __getattr__(name: str):
     # Lazy: `import delift_dvc` must not import torch or transformers.
-    if name in ("Sample", "load_samples"):
-        from . import samples
+    if name in _LAZY:
+        import importlib
 
-        return getattr(samples, name)
-    if name == "Scorer":
-        from .scoring import Scorer
-
-        return Scorer
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
     raise AttributeError(f"module 'delift_dvc' has no attribute {name!r}")

@@ -1,69 +1,127 @@
-"""`delift-dvc`: a thin click CLI over the package's functions.
+"""`delift-dvc`: a thin click CLI over the stages.
 
-Every DeliftError becomes one line on stderr and exit code 2; nothing is half-written.
+Every DeliftError and every usage error becomes one line on stderr and exit code 2; nothing is
+half-written. A command refuses an option it would ignore.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
-from dataclasses import replace
 
 import click
 
-from .errors import DeliftError
+from delift_dvc.errors import DeliftError, InputError
+from delift_dvc.executors import EXECUTORS
+from delift_dvc.selection.budget import BudgetError, check_budget
+from delift_dvc.selection.scaling import SCALINGS
+from delift_dvc.selection.stages import METHODS
+from delift_dvc.utility.knn import PAIR_MODES
+from delift_dvc.utility.layout import OVERFLOWS
+from delift_dvc.utility.models import DEVICES, DTYPES
 
-PARAMS_HELP = "params.yaml of the DVC project (used when DATA is not given)."
-
-
-def _budget(value: str) -> int | float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a number") from None
-    if "." in value or "e" in value.lower():
-        return number
-    return int(number)
+PARAMS_HELP = "params.yaml of the DVC project (file mode: defaults for every option)."
 
 
-def _file_params(params_path, overrides: dict):
-    """Params for file mode: params.yaml when present, with command-line overrides."""
+class BudgetType(click.ParamType):
+    """A fraction in (0, 1] ("0.3") or a count ("30"), by the one budget rule."""
+
+    name = "budget"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)):
+            return value
+        text = str(value).strip()
+        try:
+            number = int(text) if text.lstrip("+-").isdigit() else float(text)
+        except ValueError:
+            self.fail(f"{value!r} is not a number (a fraction like 0.3 or a count like 30)", param, ctx)
+        try:
+            return check_budget(number)
+        except BudgetError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+BUDGET = BudgetType()
+
+# file-mode options: (click option, params section, params key)
+FILE_OPTIONS = [
+    (click.option("--store", help="Store directory (default: params.yaml's, else 'store')."), None, "store"),
+    (click.option("--model", help="'embedded' (SmolLM2-135M-Instruct), a model folder or .gguf file."),
+     "scoring", "model"),
+    (click.option("--dtype", type=click.Choice(DTYPES)), "scoring", "dtype"),
+    (click.option("--device", type=click.Choice(DEVICES)), "scoring", "device"),
+    (click.option("--max-length", type=int, help="Tokens per scored sequence."), "scoring", "max_length"),
+    (click.option("--batch-tokens", type=int, help="Padded tokens per forward batch."), "scoring", "batch_tokens"),
+    (click.option("--overflow", type=click.Choice(OVERFLOWS),
+                  help="A response longer than --max-length: error, or truncate it."), "scoring", "overflow"),
+    (click.option("--segment-pairs", type=int, help="Values per stored segment (a block of work)."),
+     "scoring", "segment_pairs"),
+    (click.option("--threads", type=int, help="Torch threads per scoring process."), "scoring", "threads"),
+    (click.option("--executor", type=click.Choice(EXECUTORS), help="Where blocks are scored."),
+     "scoring", "executor"),
+    (click.option("--workers", type=int, help="Ray actors (with --executor ray)."), "scoring", "workers"),
+    (click.option("--ray-address", help="Ray cluster to join (auto, ray://host:port)."), "scoring", "ray_address"),
+    (click.option("--pairs", type=click.Choice(PAIR_MODES),
+                  help="dense: every pair; knn: each target with its --k nearest examples."), "utility", "pairs"),
+    (click.option("--k", type=int, help="Neighbours per target in knn mode."), "utility", "k"),
+    (click.option("--method", type=click.Choice(METHODS)), "selection", "method"),
+    (click.option("--budget", type=BUDGET, help="Fraction of the ground set (0.3) or a count (30)."),
+     "selection", "budget"),
+    (click.option("--eta", type=float, help="FLMI magnification eta."), "selection", "eta"),
+    (click.option("--nu", type=float, help="FLCG privacy hardness nu."), "selection", "nu"),
+    (click.option("--scaling", type=click.Choice(SCALINGS)), "selection", "scaling"),
+    (click.option("--seed", type=int, help="Seed of the random baseline."), "selection", "seed"),
+]
+SCORE_KEYS = {"store", "model", "dtype", "device", "max_length", "batch_tokens", "overflow", "segment_pairs",
+              "threads", "executor", "workers", "ray_address", "pairs", "k", "budget"}
+SELECT_KEYS = {"store", "model", "dtype", "device", "max_length", "overflow", "pairs", "k", "method",
+               "budget", "eta", "nu", "scaling", "seed"}
+
+
+def file_options(keys: set[str]):
+    """Decorator adding the file-mode options named in `keys`, plus --target-set/--existing."""
+    def wrap(func):
+        options = [o for o, _, key in FILE_OPTIONS if key in keys] + [
+            click.option("--target-set", type=click.Path(), help="Task-specific: target-set samples (FLMI)."),
+            click.option("--existing", type=click.Path(), help="Continual: samples already used (FLCG)."),
+            click.option("--params", "params_path", default="params.yaml", show_default=True, help=PARAMS_HELP),
+        ]
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return wrap
+
+
+def _file_params(params_path: str, options: dict):
+    """Params for file mode: params.yaml when present (else the defaults), with the options."""
     from pathlib import Path
 
-    from .config import Params, _validate, load_params
+    from delift_dvc.config import Params, check_params, load_params, override
 
-    base = load_params(params_path) if params_path and Path(params_path).is_file() else Params()
-    scoring = {k: v for k, v in overrides.items() if k in base.scoring.__dataclass_fields__ and v is not None}
-    selection = {k: v for k, v in overrides.items() if k in base.selection.__dataclass_fields__ and v is not None}
-    utility = {k: v for k, v in overrides.items() if k in base.utility.__dataclass_fields__ and v is not None}
-    params = replace(base, scoring=replace(base.scoring, **scoring), utility=replace(base.utility, **utility),
-                     selection=replace(base.selection, **selection))
-    if overrides.get("store"):
-        params = replace(params, store=overrides["store"])
-    _validate(params, "options")
-    return params
+    params = load_params(params_path) if Path(params_path).is_file() else Params()
+    for _, section, key in FILE_OPTIONS:
+        value = options.get(key)
+        if value is None:
+            continue
+        if section is None:
+            from dataclasses import replace
+
+            params = replace(params, **{key: value})
+        else:
+            params = override(params, section, **{key: value})
+    return check_params(params, "options")
 
 
-def scoring_options(func):
-    for option in reversed([
-        click.option("--store", help="Store directory (default: params.yaml's, else 'store')."),
-        click.option("--model", help="'embedded' (SmolLM2-135M-Instruct), a model folder or .gguf file."),
-        click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"])),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"])),
-        click.option("--max-length", type=int, help="Tokens per scored sequence."),
-        click.option("--batch-tokens", type=int, help="Padded tokens per forward batch."),
-        click.option("--overflow", type=click.Choice(["error", "truncate"]),
-                     help="A response longer than --max-length: error, or truncate it."),
-        click.option("--segment-pairs", type=int, help="Values per stored segment."),
-        click.option("--pairs", type=click.Choice(["dense", "knn"]),
-                     help="dense: every pair; knn: each target with its --k nearest examples."),
-        click.option("--k", type=int, help="Neighbours per target in knn mode."),
-        click.option("--target-set", type=click.Path(), help="Task-specific: target-set samples (FLMI)."),
-        click.option("--existing", type=click.Path(), help="Continual: samples already used (FLCG)."),
-        click.option("--params", "params_path", default="params.yaml", show_default=True, help=PARAMS_HELP),
-    ]):
-        func = option(func)
-    return func
+def _refuse_in_stage_mode(command: str, options: dict, extra: dict) -> None:
+    """Stage mode reads params.yaml only: an option given there would be ignored."""
+    given = [k for k, v in {**options, **extra}.items() if v is not None]
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        raise InputError(f"{flag}: only with a DATA file; in a DVC project `delift-dvc {command}` "
+                         f"reads params.yaml (set the key there, or pass DATA)")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -79,78 +137,74 @@ def ingest(params_path: str) -> None:
 
     Example: delift-dvc ingest --params params.yaml
     """
-    from .config import load_params
-    from .pipeline import run_ingest
+    from delift_dvc.config import load_params
+    from delift_dvc.stages.ingest import run_ingest
 
     click.echo(json.dumps(run_ingest(load_params(params_path)), sort_keys=True))
 
 
 @cli.command()
 @click.argument("data", required=False, type=click.Path())
-@scoring_options
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-def score(data, params_path, quiet, target_set, existing, **overrides) -> None:
+@file_options(SCORE_KEYS)
+@click.option("--quiet", is_flag=True, help="No progress lines.")
+def score(data, params_path, quiet, target_set, existing, **options) -> None:
     """Score the d0 values and pairs a selection needs that the store lacks.
 
-    With DATA (a .jsonl/.json/.parquet/.csv file, a folder or a saved HF dataset), score it
-    directly; without, run the DVC stage `score` from params.yaml (record the version, plan the
-    incremental update, score only missing pairs, select, record the subset).
+    Without DATA, run the DVC stage `score` from params.yaml: record the version, plan the
+    incremental update, score only missing pairs, select, record the subset. With DATA (a
+    .jsonl/.json/.parquet/.csv file, a folder or a saved HF dataset), score it directly.
 
     Example: delift-dvc score data.jsonl --store store --dtype bfloat16
     """
+    from delift_dvc.stages.progress import Reporter
+
+    reporter = Reporter("score", quiet=quiet)
     if data is None:
-        from .config import load_params
-        from .pipeline import run_score
+        from delift_dvc.config import load_params
+        from delift_dvc.stages.score import run_score
 
-        result = run_score(load_params(params_path), progress=not quiet)
+        _refuse_in_stage_mode("score", options, {"target_set": target_set, "existing": existing})
+        result = run_score(load_params(params_path), reporter)
     else:
-        from .filemode import score_file
+        from delift_dvc.stages.files import score_file
 
-        params = _file_params(params_path, overrides)
-        result = score_file(params, data, target_set, existing, progress=not quiet)
+        result = score_file(_file_params(params_path, options), data, target_set, existing, reporter)
     click.echo(json.dumps(result, sort_keys=True))
 
 
 @cli.command()
 @click.argument("data", required=False, type=click.Path())
-@scoring_options
+@file_options(SELECT_KEYS)
 @click.option("--out", type=click.Path(), help="Output JSONL of the selected samples (input's shape).")
 @click.option("--summary", type=click.Path(), help="Output JSON: ids, gains, objective, parameters.")
-@click.option("--method", type=click.Choice(["delift", "delift_se", "random", "full"]))
-@click.option("--budget", type=str, help="Fraction of the ground set (0.3) or a count (30).")
-@click.option("--eta", type=float, help="FLMI magnification eta.")
-@click.option("--nu", type=float, help="FLCG privacy hardness nu.")
-@click.option("--scaling", type=click.Choice(["joint", "separate"]))
-@click.option("--seed", type=int, help="Seed of the random baseline.")
-def select(data, params_path, target_set, existing, out, summary, **overrides) -> None:
+def select(data, params_path, target_set, existing, out, summary, **options) -> None:
     """Select a subset with the stored utilities (scores nothing).
 
-    With DATA, write the subset to --out and a summary to --summary; without, run the DVC stage
-    `select` (export data/selected/train.jsonl, metrics/select.json, plots).
+    Without DATA, run the DVC stage `select` (export data/selected/train.jsonl,
+    metrics/select.json, plots). With DATA, write the subset to --out and a summary to --summary.
 
-    Example: delift-dvc select data.jsonl --store store --budget 0.3 --out subset.jsonl --summary summary.json
+    Example: delift-dvc select data.jsonl --store store --budget 0.3 --out subset.jsonl
     """
     if data is None:
-        from .config import load_params
-        from .pipeline import run_select
+        from delift_dvc.config import load_params
+        from delift_dvc.stages.select import run_select
 
+        _refuse_in_stage_mode("select", options, {"target_set": target_set, "existing": existing,
+                                                  "out": out, "summary": summary})
         click.echo(json.dumps(run_select(load_params(params_path)), sort_keys=True))
         return
-    from .filemode import select_file
+    from delift_dvc.stages.files import select_file
 
     if not out:
-        raise DeliftError("--out: required when DATA is given")
-    if overrides.get("budget") is not None:
-        overrides["budget"] = _budget(overrides["budget"])
-    params = _file_params(params_path, overrides)
-    result = select_file(params, data, out, summary, target_set, existing)
+        raise InputError("--out: required when DATA is given")
+    result = select_file(_file_params(params_path, options), data, out, summary, target_set, existing)
     brief = {k: result[k] for k in ("method", "mode", "objective_name", "n_selected", "objective")}
     click.echo(json.dumps(brief, sort_keys=True))
 
 
 @cli.command()
 @click.option("--params", "params_path", default="params.yaml", show_default=True, help=PARAMS_HELP)
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True, help="No progress lines.")
 def finetune(params_path, quiet) -> None:
     """LoRA-tune the model on data/selected/train.jsonl (DVC stage `finetune`).
 
@@ -158,16 +212,19 @@ def finetune(params_path, quiet) -> None:
 
     Example: delift-dvc finetune
     """
-    from .config import load_params
-    from .quality import run_finetune
+    from delift_dvc.config import load_params
+    from delift_dvc.stages.finetune import run_finetune
+    from delift_dvc.stages.progress import Reporter
 
-    click.echo(json.dumps(run_finetune(load_params(params_path), progress=not quiet), sort_keys=True))
+    result = run_finetune(load_params(params_path), Reporter("finetune", quiet=quiet))
+    click.echo(json.dumps(result, sort_keys=True))
 
 
 @cli.command()
 @click.option("--params", "params_path", default="params.yaml", show_default=True, help=PARAMS_HELP)
 @click.option("--initial", is_flag=True, help="Evaluate the base model alone (metrics/eval_initial.json).")
-def evaluate(params_path, initial) -> None:
+@click.option("--quiet", is_flag=True, help="No progress lines.")
+def evaluate(params_path, initial, quiet) -> None:
     """Evaluate on the held-out test set: NLL, ROUGE-L and embedding cosine (DVC stage `evaluate`).
 
     Without --initial: the fine-tuned adapter, and the base model with the nearest subset sample
@@ -175,10 +232,12 @@ def evaluate(params_path, initial) -> None:
 
     Example: delift-dvc evaluate --initial
     """
-    from .config import load_params
-    from .quality import run_evaluate
+    from delift_dvc.config import load_params
+    from delift_dvc.stages.evaluate import run_evaluate
+    from delift_dvc.stages.progress import Reporter
 
-    result = run_evaluate(load_params(params_path), initial=initial)
+    name = "evaluate_initial" if initial else "evaluate"
+    result = run_evaluate(load_params(params_path), initial=initial, reporter=Reporter(name, quiet=quiet))
     click.echo(json.dumps(result, sort_keys=True))
 
 
@@ -199,12 +258,13 @@ def compare(methods, budgets, seeds, out, params_path, dry_run, report_only) -> 
 
     Example: delift-dvc compare --methods delift,random --budgets 0.3 --seeds 0,1,2
     """
-    from .compare import grid, report, run_grid
+    from delift_dvc.quality.compare import grid, report, run_grid
 
     if report_only:
         click.echo(report(out))
         return
-    runs = grid(_names(methods), [_budget(b) for b in _names(budgets)], [int(s) for s in _names(seeds)])
+    budget_values = [BUDGET.convert(b, None, None) for b in _names(budgets)]
+    runs = grid(_names(methods), budget_values, [_seed(s) for s in _names(seeds)])
     run_grid(runs, out, params_path, dry_run=dry_run, echo=click.echo)
     if not dry_run:
         click.echo(report(out))
@@ -212,6 +272,12 @@ def compare(methods, budgets, seeds, out, params_path, dry_run, report_only) -> 
 
 def _names(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _seed(value: str) -> int:
+    if not value.isdigit():
+        raise InputError(f"--seeds: {value!r} is not a non-negative integer")
+    return int(value)
 
 
 @cli.command()
@@ -223,7 +289,7 @@ def status(store, params_path, as_json) -> None:
 
     Example: delift-dvc status --json
     """
-    from .reports import store_status, format_status
+    from delift_dvc.stages.reports import format_status, store_status
 
     report = store_status(_store_root(store, params_path))
     click.echo(json.dumps(report, indent=2, sort_keys=True) if as_json else format_status(report))
@@ -240,7 +306,7 @@ def diff(a, b, store, params_path, as_json) -> None:
 
     Example: delift-dvc diff 1 2
     """
-    from .reports import format_diff, version_diff
+    from delift_dvc.stages.reports import format_diff, version_diff
 
     report = version_diff(_store_root(store, params_path), a, b)
     click.echo(json.dumps(report, indent=2, sort_keys=True) if as_json else format_diff(report))
@@ -257,7 +323,7 @@ def sql(query, store, params_path, as_csv) -> None:
 
     Example: delift-dvc sql "SELECT version, count(*) FROM selections GROUP BY version"
     """
-    from .reports import run_sql
+    from delift_dvc.stages.reports import run_sql
 
     click.echo(run_sql(_store_root(store, params_path), query, as_csv), nl=False)
 
@@ -265,7 +331,7 @@ def sql(query, store, params_path, as_csv) -> None:
 def _store_root(store: str | None, params_path: str) -> str:
     from pathlib import Path
 
-    from .config import load_params
+    from delift_dvc.config import load_params
 
     if store:
         return store
@@ -273,7 +339,10 @@ def _store_root(store: str | None, params_path: str) -> str:
 
 
 def main() -> None:
-    """Entry point: one-line errors and exit code 2 for every DeliftError."""
+    """Entry point: one-line errors and exit code 2 for every DeliftError and usage error."""
+    # Before torch loads: idle OpenMP threads sleep instead of spinning, so a busy core slows
+    # scoring down in proportion instead of collapsing it (benchmarks/bench_threads.py).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         cli.main(standalone_mode=False)
     except DeliftError as exc:
@@ -282,9 +351,12 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("error: aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        click.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
+        sys.exit(2)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        click.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
+        sys.exit(exc.exit_code or 2)
     except KeyboardInterrupt:
         click.echo("error: interrupted (stored segments are complete; run again to resume)", err=True)
         sys.exit(130)

@@ -1,86 +1,214 @@
-"""`params.yaml`: every knob of the pipeline, validated with errors that name the key."""
+"""`params.yaml`: every key, its type, range and allowed values, checked in one place.
+
+Each key is a dataclass field whose metadata holds its check; `load_params` reads the file,
+rejects unknown keys (with a did-you-mean), checks every value and names `section.key` in a
+one-line InputError. The allowed values of each enum are defined by the module that owns them
+and imported here and by the CLI.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+import difflib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
-from .selection import METHODS, SCALINGS
-from .templates import NO_EXAMPLE_TEMPLATE, ONE_EXAMPLE_TEMPLATE
+from delift_dvc.errors import InputError
+from delift_dvc.executors import EXECUTORS
+from delift_dvc.selection.budget import BudgetError, check_budget
+from delift_dvc.selection.planning import MODES
+from delift_dvc.selection.scaling import SCALINGS
+from delift_dvc.selection.stages import METHODS
+from delift_dvc.utility.knn import PAIR_MODES
+from delift_dvc.utility.layout import NO_EXAMPLE_TEMPLATE, ONE_EXAMPLE_TEMPLATE, OVERFLOWS, Templates
+from delift_dvc.utility.models import DEVICES, DTYPES
 
-MODES = ("incremental", "refresh")
+__all__ = ["Params", "load_params", "check_params", "finetune_config", "model_name", "templates",
+           "DataParams", "ScoringParams", "UtilityParams", "SelectionParams", "FinetuneParams",
+           "EvaluateParams"]
+
+Check = Callable[[Any, str], Any]
 
 
+# -- checks: each returns the value (normalised) or raises InputError naming the key ----------
+def _bad(key: str, value: Any, expected: str) -> InputError:
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return InputError(f"{key} {shown}: expected {expected}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def text(value: Any, key: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _bad(key, value, "a non-empty string")
+    return value
+
+
+def optional_path(value: Any, key: str) -> str | None:
+    if value is None:
+        return None
+    return text(value, key)
+
+
+def integer(low: int, high: int | None = None) -> Check:
+    def check(value: Any, key: str) -> int:
+        limits = f">= {low}" if high is None else f"in [{low}, {high}]"
+        if not _is_int(value) or value < low or (high is not None and value > high):
+            raise _bad(key, value, f"an integer {limits}")
+        return value
+
+    return check
+
+
+def number(low: float, high: float | None = None, *, low_open: bool = False, high_open: bool = False) -> Check:
+    def check(value: Any, key: str) -> float:
+        lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
+        expected = f"a number in {lo}{low}, {'inf' if high is None else high}{hi}"
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise _bad(key, value, expected)
+        if value < low or (low_open and value == low):
+            raise _bad(key, value, expected)
+        if high is not None and (value > high or (high_open and value == high)):
+            raise _bad(key, value, expected)
+        return float(value)
+
+    return check
+
+
+def boolean(value: Any, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise _bad(key, value, "true or false")
+    return value
+
+
+def choice(allowed: tuple[str, ...]) -> Check:
+    def check(value: Any, key: str) -> str:
+        if value not in allowed:
+            raise _bad(key, value, f"one of {', '.join(allowed)}")
+        return value
+
+    return check
+
+
+def names(value: Any, key: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise _bad(key, value, "a non-empty list of names")
+    return tuple(value)
+
+
+def budget(value: Any, key: str) -> int | float:
+    try:
+        return check_budget(value)
+    except BudgetError as exc:
+        raise InputError(f"{key} {exc}") from None
+
+
+def threads(value: Any, key: str) -> int | str:
+    if value == "auto":
+        return value
+    if not _is_int(value) or value < 1:
+        raise _bad(key, value, "auto or an integer >= 1")
+    return value
+
+
+def model(value: Any, key: str) -> str:
+    return text(value, key)
+
+
+def optional_model(value: Any, key: str) -> str | None:
+    return None if value is None else text(value, key)
+
+
+def _key(default: Any, check: Check, *, factory: bool = False):
+    if factory:
+        return field(default_factory=default, metadata={"check": check})
+    return field(default=default, metadata={"check": check})
+
+
+# -- sections ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class DataParams:
-    train: str = "data/raw"  # training pool: a file or a directory of files
-    split: str = "train"  # split of a saved Hugging Face DatasetDict
-    target_set: str | None = None  # task-specific: samples of the target task (FLMI)
-    test: str | None = None  # held-out test samples for `evaluate` (None: hold out `holdout`)
-    holdout: float = 0.0  # fraction of data.train held out as the test set (by content hash)
-    holdout_seed: int = 0  # salt of the content-hash split
-    prepared: str = "data/prepared"
-    selected: str = "data/selected"
+    train: str = _key("data/raw", text)  # training pool: a file or a directory of files
+    split: str = _key("train", text)  # split of a saved Hugging Face DatasetDict
+    target_set: str | None = _key(None, optional_path)  # task-specific target-set samples (FLMI)
+    test: str | None = _key(None, optional_path)  # held-out test samples (None: hold out `holdout`)
+    holdout: float = _key(0.0, number(0.0, 1.0, high_open=True))  # fraction of data.train held out
+    holdout_seed: int = _key(0, integer(0))  # salt of the content-hash split
+    prepared: str = _key("data/prepared", text)
+    selected: str = _key("data/selected", text)
 
 
 @dataclass(frozen=True)
 class ScoringParams:
-    model: str = "embedded"
-    dtype: str = "auto"
-    device: str = "auto"
-    max_length: int = 2048
-    batch_tokens: int = 8192
-    overflow: str = "error"
-    segment_pairs: int = 2048  # pairs per stored segment: a killed run loses at most one
-    template: str = NO_EXAMPLE_TEMPLATE
-    example_template: str = ONE_EXAMPLE_TEMPLATE
+    model: str = _key("embedded", model)
+    dtype: str = _key("auto", choice(DTYPES))
+    device: str = _key("auto", choice(DEVICES))
+    max_length: int = _key(2048, integer(8))
+    batch_tokens: int = _key(8192, integer(1))
+    overflow: str = _key("error", choice(OVERFLOWS))
+    segment_pairs: int = _key(2048, integer(1))  # values per stored segment (a block of work)
+    threads: int | str = _key("auto", threads)  # torch threads per scoring process
+    executor: str = _key("local", choice(EXECUTORS))
+    workers: int = _key(2, integer(1))  # Ray actors
+    ray_address: str | None = _key(None, optional_path)  # None: private local Ray; auto / ray://...
+    template: str = _key(NO_EXAMPLE_TEMPLATE, text)
+    example_template: str = _key(ONE_EXAMPLE_TEMPLATE, text)
 
 
 @dataclass(frozen=True)
 class UtilityParams:
-    pairs: str = "dense"  # dense: every pair; knn: each target with its k nearest examples
-    k: int = 32  # neighbours per target in knn mode (sentence-embedding kernel)
+    pairs: str = _key("dense", choice(PAIR_MODES))  # dense: every pair; knn: k nearest examples
+    k: int = _key(32, integer(1))  # neighbours per target in knn mode
 
 
 @dataclass(frozen=True)
 class SelectionParams:
-    method: str = "delift"
-    mode: str = "incremental"
-    budget: float = 0.3
-    eta: float = 1.0
-    nu: float = 1.0
-    scaling: str = "joint"
-    stop_at_zero_gain: bool = False
-    seed: int = 0
+    method: str = _key("delift", choice(METHODS))
+    mode: str = _key("incremental", choice(MODES))
+    budget: float | int = _key(0.3, budget)
+    eta: float = _key(1.0, number(0.0))
+    nu: float = _key(1.0, number(0.0))
+    scaling: str = _key("joint", choice(SCALINGS))
+    stop_at_zero_gain: bool = _key(False, boolean)
+    seed: int = _key(0, integer(0))
 
 
 @dataclass(frozen=True)
 class FinetuneParams:
-    model: str | None = None  # None: the scoring model
-    epochs: int = 2
-    learning_rate: float = 3e-4
-    lora_rank: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.0
-    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
-    max_length: int = 512
-    batch_size: int = 8
-    seed: int = 0
-    dtype: str = "float32"
-    device: str = "auto"
-    adapter: str = "models/adapter"
+    model: str | None = _key(None, optional_model)  # None: the scoring model
+    epochs: int = _key(2, integer(1))
+    learning_rate: float = _key(3e-4, number(0.0, 1.0, low_open=True))
+    lora_rank: int = _key(8, integer(1))
+    lora_alpha: int = _key(16, integer(1))
+    lora_dropout: float = _key(0.0, number(0.0, 1.0, high_open=True))
+    lora_targets: tuple[str, ...] = _key(("q_proj", "k_proj", "v_proj", "o_proj"), names)
+    max_length: int = _key(512, integer(8))
+    batch_size: int = _key(8, integer(1))
+    seed: int = _key(0, integer(0))
+    dtype: str = _key("float32", choice(DTYPES))
+    device: str = _key("auto", choice(DEVICES))
+    adapter: str = _key("models/adapter", text)
 
 
 @dataclass(frozen=True)
 class EvaluateParams:
-    max_new_tokens: int = 64  # greedy generation budget per test query
-    max_length: int = 1024  # tokens per evaluated sequence (the ICL example is cut first)
-    batch_size: int = 8
-    icl: bool = True  # also evaluate the base model with the nearest subset sample as a one-shot example
-    dtype: str = "float32"
-    device: str = "auto"
+    max_new_tokens: int = _key(64, integer(1))  # greedy generation budget per test query
+    max_length: int = _key(1024, integer(8))  # tokens per evaluated sequence (ICL example cut first)
+    batch_size: int = _key(8, integer(1))
+    icl: bool = _key(True, boolean)  # also the base model with the nearest subset sample as example
+    dtype: str = _key("float32", choice(DTYPES))
+    device: str = _key("auto", choice(DEVICES))
+
+
+SECTIONS = {"data": DataParams, "scoring": ScoringParams, "utility": UtilityParams,
+            "selection": SelectionParams, "finetune": FinetuneParams, "evaluate": EvaluateParams}
+TOP = {"store": "store", "metrics": "metrics", "plots": "plots"}
 
 
 @dataclass(frozen=True)
@@ -96,50 +224,61 @@ class Params:
     plots: str = "plots"
 
 
-def _section(cls, values: Any, where: str):
+def _unknown(key: str, known, where: str) -> InputError:
+    close = difflib.get_close_matches(key.rsplit(".", 1)[-1], list(known), n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(known)})"
+    return InputError(f"{where}: unknown key '{key}'{hint}")
+
+
+def _section(cls, values: Any, name: str, where: str):
     if values is None:
         return cls()
     if not isinstance(values, dict):
-        raise InputError(f"{where}: expected a mapping")
+        raise InputError(f"{where}: {name}: expected a mapping of keys, got {type(values).__name__}")
     known = {f.name: f for f in fields(cls)}
     for key in values:
         if key not in known:
-            raise InputError(f"{where}.{key}: unknown key (known: {', '.join(known)})")
+            raise _unknown(f"{name}.{key}", known, where)
     kwargs = {}
     for key, value in values.items():
-        default = known[key].default
-        kwargs[key] = _check_type(value, default, f"{where}.{key}")
+        try:
+            kwargs[key] = known[key].metadata["check"](value, f"{name}.{key}")
+        except InputError as exc:
+            raise InputError(f"{where}: {exc}") from None
     return cls(**kwargs)
 
 
-def _check_type(value: Any, default: Any, key: str) -> Any:
-    if isinstance(default, tuple):
-        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-            raise InputError(f"{key}: expected a non-empty list of strings, got {value!r}")
-        return tuple(value)
-    if default is None:
-        if value is not None and not isinstance(value, str):
-            raise InputError(f"{key}: expected a path or null, got {value!r}")
-        return value
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise InputError(f"{key}: expected true or false, got {value!r}")
-        return value
-    if isinstance(default, int) and not isinstance(default, bool):
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise InputError(f"{key}: expected an integer, got {value!r}")
-        return value
-    if isinstance(default, float):
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise InputError(f"{key}: expected a number, got {value!r}")
-        return value
-    if not isinstance(value, str):
-        raise InputError(f"{key}: expected a string, got {value!r}")
-    return value
+def _cross_checks(params: Params, where: str) -> None:
+    """Checks that involve more than one key, or parse a value."""
+    try:
+        Templates(params.scoring.template, params.scoring.example_template)
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
+    if params.scoring.executor == "local" and params.scoring.ray_address is not None:
+        raise InputError(f"{where}: scoring.ray_address is set but scoring.executor is local "
+                         "(set scoring.executor: ray)")
+
+
+def check_params(params: Params, where: str = "options") -> Params:
+    """Every key of an in-memory Params (e.g. params.yaml with command-line overrides)."""
+    for name, cls in SECTIONS.items():
+        section = getattr(params, name)
+        for f in fields(cls):
+            try:
+                f.metadata["check"](getattr(section, f.name), f"{name}.{f.name}")
+            except InputError as exc:
+                raise InputError(f"{where}: {exc}") from None
+    for key in TOP:
+        try:
+            text(getattr(params, key), key)
+        except InputError as exc:
+            raise InputError(f"{where}: {exc}") from None
+    _cross_checks(params, where)
+    return params
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read and validate params.yaml (missing keys take their defaults)."""
+    """Read and check params.yaml (missing keys take their defaults)."""
     import yaml
 
     path = Path(path)
@@ -151,55 +290,37 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
         raise InputError(f"{path}{line}: malformed YAML ({getattr(exc, 'problem', exc)})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not valid UTF-8") from None
     if not isinstance(raw, dict):
         raise InputError(f"{path}: expected a mapping at the top level")
-    sections = {"data": DataParams, "scoring": ScoringParams, "utility": UtilityParams,
-                "selection": SelectionParams, "finetune": FinetuneParams, "evaluate": EvaluateParams}
-    top = {"store": "store", "metrics": "metrics", "plots": "plots"}
+    where = str(path)
     for key in raw:
-        if key not in sections and key not in top:
-            raise InputError(f"{path}: unknown key '{key}' (known: {', '.join([*sections, *top])})")
-    built = {name: _section(cls, raw.get(name), f"{path}: {name}") for name, cls in sections.items()}
-    extras = {key: _check_type(raw.get(key, default), default, f"{path}: {key}") for key, default in top.items()}
+        if key not in SECTIONS and key not in TOP:
+            raise _unknown(str(key), [*SECTIONS, *TOP], where)
+    built = {name: _section(cls, raw.get(name), name, where) for name, cls in SECTIONS.items()}
+    extras = {}
+    for key, default in TOP.items():
+        try:
+            extras[key] = text(raw.get(key, default), key)
+        except InputError as exc:
+            raise InputError(f"{where}: {exc}") from None
     params = Params(**built, **extras)
-    _validate(params, str(path))
+    _cross_checks(params, where)
     return params
 
 
-def _validate(params: Params, where: str) -> None:
-    if params.utility.pairs not in ("dense", "knn"):
-        raise InputError(f"{where}: utility.pairs '{params.utility.pairs}': expected dense or knn")
-    if params.utility.k < 1:
-        raise InputError(f"{where}: utility.k {params.utility.k}: expected an integer >= 1")
-    sel = params.selection
-    if sel.method not in METHODS:
-        raise InputError(f"{where}: selection.method '{sel.method}': expected one of {', '.join(METHODS)}")
-    if sel.mode not in MODES:
-        raise InputError(f"{where}: selection.mode '{sel.mode}': expected one of {', '.join(MODES)}")
-    if sel.scaling not in SCALINGS:
-        raise InputError(f"{where}: selection.scaling '{sel.scaling}': expected one of {', '.join(SCALINGS)}")
-    budget = sel.budget
-    if not (isinstance(budget, int) and budget >= 1) and not (isinstance(budget, float) and 0 < budget <= 1):
-        raise InputError(
-            f"{where}: selection.budget {budget!r}: expected a fraction in (0, 1] or a count >= 1"
-        )
-    if sel.eta < 0 or sel.nu < 0:
-        raise InputError(f"{where}: selection.eta and selection.nu must be >= 0")
-    if not 0.0 <= params.data.holdout < 1.0:
-        raise InputError(f"{where}: data.holdout {params.data.holdout!r}: expected a fraction in [0, 1)")
-    ev = params.evaluate
-    for key in ("max_new_tokens", "max_length", "batch_size"):
-        if getattr(ev, key) < 1:
-            raise InputError(f"{where}: evaluate.{key} {getattr(ev, key)!r}: expected an integer >= 1")
-    try:
-        finetune_config(params).validate()
-    except InputError as exc:
-        raise InputError(f"{where}: {exc}") from None
+def override(params: Params, section: str, **values: Any) -> Params:
+    """`params` with some keys of one section replaced (None values are ignored); unchecked."""
+    values = {k: v for k, v in values.items() if v is not None}
+    if not values:
+        return params
+    return replace(params, **{section: replace(getattr(params, section), **values)})
 
 
 def finetune_config(params: Params):
     """The FinetuneConfig of params.finetune (model and adapter path excluded)."""
-    from .finetune import FinetuneConfig
+    from delift_dvc.quality.finetune import FinetuneConfig
 
     f = params.finetune
     return FinetuneConfig(
@@ -207,6 +328,11 @@ def finetune_config(params: Params):
         lora_dropout=f.lora_dropout, lora_targets=f.lora_targets, max_length=f.max_length,
         batch_size=f.batch_size, seed=f.seed, dtype=f.dtype, device=f.device,
     )
+
+
+def templates(params: Params) -> Templates:
+    """The scoring templates, which fine-tuning and evaluation use too (one layout)."""
+    return Templates(params.scoring.template, params.scoring.example_template)
 
 
 def model_name(params: Params) -> str | None:

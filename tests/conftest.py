@@ -65,7 +65,7 @@ def embedded_available() -> None:
 
 @pytest.fixture(scope="session")
 def real_scorer_f32(embedded_available):
-    from delift_dvc.scoring import Scorer
+    from delift_dvc.utility.scorer import Scorer
 
     return Scorer(dtype="float32")
 
@@ -76,10 +76,10 @@ def tiny_model_dir(tmp_path_factory, embedded_available) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from delift_dvc import models
+    from delift_dvc.utility import models
 
     source = models.resolve_model(None)
-    tokenizer = AutoTokenizer.from_pretrained(models._dequantised_folder(source))
+    tokenizer = AutoTokenizer.from_pretrained(models.dequantised_folder(source))
     folder = tmp_path_factory.mktemp("tiny-model")
     torch.manual_seed(0)
     config = LlamaConfig(

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import SHORT_P3, p3_records
+from tests.conftest import SHORT_P3, p3_records
 
 
 def run_cli(*args, cwd=None, check=True) -> subprocess.CompletedProcess:

@@ -1,0 +1,26 @@
+"""The local executor: one worker in this process, items one after another, in order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from delift_dvc.executors import Progress, Worker
+
+
+class LocalExecutor:
+    """Runs every item in this process with one worker, built on first use and kept."""
+
+    def __init__(self) -> None:
+        self._worker: Worker | None = None
+
+    def run(self, make_worker: Callable[[], Worker], items: Iterable[Any],
+            progress: Progress) -> Iterator[tuple[Any, Any]]:
+        """(item, worker(item, progress)) for each item, in input order."""
+        for item in items:
+            if self._worker is None:
+                self._worker = make_worker()
+            yield item, self._worker(item, progress)
+
+    def close(self) -> None:
+        self._worker = None

@@ -1,0 +1,123 @@
+"""The incremental rule: which ground set, objective and conditioning set a selection uses.
+
+First version (or `mode: refresh`): facility location over all data (FLMI when a target set is
+given). A later version: kept = previous subset still present, new = samples not in the previous
+version; new subset = kept + FLCG over new conditioned on kept. How many are picked follows the
+one budget rule of :mod:`delift_dvc.selection.budget`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from delift_dvc.selection.budget import continual_budget, resolve_budget
+from delift_dvc.selection.stages import (Subset, continual, full_set, instruction_tuning, random_subset,
+                                         task_specific)
+
+MODES = ("incremental", "refresh")  # selection.mode
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one selection reads and does. `examples` = ground + extra, sorted."""
+
+    mode: str  # "initial", "continual" or "refresh"
+    objective: str  # "fl", "flmi" or "flcg"
+    ground: list[str]  # ground set V (sorted ids): the targets
+    extra: list[str]  # Q for flmi, P (kept) for flcg, [] for fl (sorted)
+    kept: list[str]  # carried over from the previous subset, in its order
+    budget: int  # how many to pick over `ground` (the budget rule already applied)
+    counts: dict = field(default_factory=dict)
+
+    @property
+    def examples(self) -> list[str]:
+        return sorted(set(self.ground) | set(self.extra))
+
+
+def plan_selection(
+    data_ids: Sequence[str],
+    budget: int | float,
+    *,
+    previous: tuple[Sequence[str], Sequence[str]] | None = None,
+    target_ids: Sequence[str] = (),
+    refresh: bool = False,
+) -> Plan:
+    """Plan a selection over `data_ids`. previous = (previous version's ids, its subset in rank
+    order) or None for a first version; target_ids = target set (task-specific, FLMI).
+    `budget` is the user's fraction or count; BudgetError when it breaks the budget rule."""
+    data = sorted(set(data_ids))
+    if previous is None or refresh or target_ids:
+        mode = "initial" if previous is None else "refresh"
+        objective = "flmi" if target_ids else "fl"
+        counts = {"n_samples": len(data), "n_new": len(data), "n_kept": 0, "n_removed": 0}
+        if previous is not None:
+            counts.update(_diff_counts(data, previous))
+        n_pick = resolve_budget(budget, len(data))
+        return Plan(mode, objective, data, sorted(set(target_ids)), [], n_pick, counts)
+    prev_ids, prev_subset = set(previous[0]), list(previous[1])
+    present = set(data)
+    kept = [i for i in prev_subset if i in present]
+    new = [i for i in data if i not in prev_ids]
+    n_pick = continual_budget(budget, len(new), len(kept), len(data))
+    counts = {"n_samples": len(data), "n_kept": len(kept), **_diff_counts(data, previous)}
+    return Plan("continual", "flcg", new, sorted(kept), kept, n_pick, counts)
+
+
+def _diff_counts(data: Sequence[str], previous: tuple[Sequence[str], Sequence[str]]) -> dict:
+    prev_ids = set(previous[0])
+    present = set(data)
+    return {
+        "n_new": len(present - prev_ids),
+        "n_removed": len(prev_ids - present),
+        "n_unchanged": len(present & prev_ids),
+    }
+
+
+def run_plan(
+    plan: Plan,
+    method: str,
+    block: np.ndarray | None,
+    *,
+    eta: float = 1.0,
+    nu: float = 1.0,
+    scaling: str = "joint",
+    stop_at_zero_gain: bool = False,
+    seed: int = 0,
+) -> Subset:
+    """Select per `plan`. block [|ground|, |examples|]: utility (delift) or similarity
+    (delift_se) of each ground target with each example; None for random/full. The returned
+    subset is kept + picks, with gain 0.0 for the kept samples."""
+    if plan.budget == 0 or not plan.ground:
+        picks = Subset([], [], 0.0, method, plan.objective, {"budget": plan.budget})
+    elif method == "random":
+        picks = random_subset(plan.ground, plan.budget, seed)
+    elif method == "full":
+        picks = full_set(plan.ground)
+    else:
+        picks = _submodular(plan, method, block, eta, nu, scaling, stop_at_zero_gain)
+    return Subset(
+        plan.kept + picks.ids,
+        [0.0] * len(plan.kept) + picks.gains,
+        picks.objective,
+        picks.method,
+        picks.objective_name,
+        picks.params,
+    )
+
+
+def _submodular(plan, method, block, eta, nu, scaling, stop_at_zero_gain) -> Subset:
+    if block is None or block.shape != (len(plan.ground), len(plan.examples)):
+        raise ValueError("run_plan: the kernel block does not match the plan")
+    column = {e: k for k, e in enumerate(plan.examples)}
+    ground_cols = [column[i] for i in plan.ground]
+    kernel = block[:, ground_cols]
+    common = {"scaling": scaling, "stop_at_zero_gain": stop_at_zero_gain, "method": method}
+    if plan.objective == "fl":
+        return instruction_tuning(plan.ground, kernel, plan.budget, **common)
+    extra = block[:, [column[i] for i in plan.extra]]
+    if plan.objective == "flmi":
+        return task_specific(plan.ground, kernel, extra, plan.budget, eta=eta, **common)
+    return continual(plan.ground, kernel, extra, plan.budget, nu=nu, **common)

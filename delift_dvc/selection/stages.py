@@ -1,0 +1,155 @@
+"""The three DELIFT stages and the baselines, over utility (or similarity) blocks.
+
+Pure: takes sample ids and float arrays, returns ids. Kernels are scaled here, over exactly the
+blocks that one selection reads (joint min-max by default, `separate` as the DELIFT reference).
+Candidates are ordered by sample id, so ties in the greedy go to the smallest id.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from delift_dvc.errors import InputError
+from delift_dvc.selection.budget import BudgetError, resolve_budget
+from delift_dvc.selection.scaling import SCALINGS, fill_missing, minmax_scale
+from delift_dvc.selection.submodular import OBJECTIVES, maximize
+
+METHODS = ("delift", "delift_se", "random", "full")
+
+
+@dataclass(frozen=True)
+class Subset:
+    """A selected subset: ids in selection order with each pick's marginal gain."""
+
+    ids: list[str]
+    gains: list[float]
+    objective: float  # f(subset) on the scaled kernel; 0.0 for random/full
+    method: str
+    objective_name: str  # "fl", "flmi", "flcg" or "none"
+    params: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        """JSON-ready description (ids, gains, objective, parameters)."""
+        return {
+            "method": self.method,
+            "objective_name": self.objective_name,
+            "n_selected": len(self.ids),
+            "objective": self.objective,
+            "params": self.params,
+            "ids": self.ids,
+            "gains": self.gains,
+        }
+
+
+def utility(d0: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """UF [n, m] = d0[:, None] - d (float64): how much example j lowers target i's distance."""
+    d0 = np.asarray(d0, dtype=np.float64)
+    d = np.asarray(d, dtype=np.float64)
+    if d.ndim != 2 or d0.shape != (d.shape[0],):
+        raise ValueError(f"utility: d0 {d0.shape} does not match d {d.shape}")
+    return d0[:, None] - d
+
+
+def select_submodular(
+    ids: Sequence[str],
+    kernel: np.ndarray,
+    budget: int | float,
+    *,
+    objective: str = "fl",
+    query_kernel: np.ndarray | None = None,
+    eta: float = 1.0,
+    private_kernel: np.ndarray | None = None,
+    nu: float = 1.0,
+    scaling: str = "joint",
+    stop_at_zero_gain: bool = False,
+    method: str = "delift",
+) -> Subset:
+    """Greedy subset of `ids` (the ground set; kernel [n, n], rows targets, columns candidates,
+    both in the order of `ids`). query_kernel [n, |Q|] for flmi, private_kernel [n, |P|] for
+    flcg; raw values, scaled here by `scaling`. NaN marks an unscored entry (sparse mode): it
+    counts as 0 after scaling."""
+    if objective not in OBJECTIVES:
+        raise InputError(f"selection.objective '{objective}': expected one of {', '.join(OBJECTIVES)}")
+    if scaling not in SCALINGS:
+        raise InputError(f"selection.scaling '{scaling}': expected one of {', '.join(SCALINGS)}")
+    n = len(ids)
+    if kernel.shape != (n, n):
+        raise ValueError(f"kernel shape {kernel.shape} does not match {n} ids")
+    order = np.argsort(np.asarray(ids, dtype=object), kind="stable") if n else np.arange(0)
+    sorted_ids = [ids[k] for k in order]
+    extra = {"flmi": query_kernel, "flcg": private_kernel}.get(objective)
+    if objective == "flmi" and extra is None:
+        raise ValueError("flmi needs a query kernel (the target set)")
+    blocks = [kernel[np.ix_(order, order)]]
+    if extra is not None:
+        blocks.append(extra[order])
+    scaled = minmax_scale(fill_missing(blocks, scaling), mode=scaling)
+    if n == 0:
+        return Subset([], [], 0.0, method, objective, {})
+    result = maximize(
+        scaled[0],
+        _budget(budget, n),
+        objective=objective,
+        query_kernel=scaled[1] if objective == "flmi" else None,
+        eta=eta,
+        private_kernel=scaled[1] if objective == "flcg" else None,
+        nu=nu,
+        stop_at_zero_gain=stop_at_zero_gain,
+    )
+    params = {"budget": budget, "scaling": scaling, "stop_at_zero_gain": stop_at_zero_gain}
+    if objective == "flmi":
+        params["eta"] = eta
+    if objective == "flcg":
+        params["nu"] = nu
+    return Subset(
+        [sorted_ids[k] for k in result.indices.tolist()],
+        [float(g) for g in result.gains],
+        float(result.objective),
+        method,
+        objective,
+        params,
+    )
+
+
+def instruction_tuning(ids: Sequence[str], uf: np.ndarray, budget: int | float, **kw) -> Subset:
+    """Facility location over the pool: uf [n, n] = UF[target, example]."""
+    return select_submodular(ids, uf, budget, objective="fl", **kw)
+
+
+def task_specific(
+    ids: Sequence[str], uf: np.ndarray, uf_query: np.ndarray, budget: int | float, eta: float = 1.0, **kw
+) -> Subset:
+    """FLMI with a target set Q: uf [n, n] over the pool, uf_query [n, |Q|] = UF[pool i, q]."""
+    return select_submodular(ids, uf, budget, objective="flmi", query_kernel=uf_query, eta=eta, **kw)
+
+
+def continual(
+    ids: Sequence[str], uf: np.ndarray, uf_private: np.ndarray, budget: int | float, nu: float = 1.0, **kw
+) -> Subset:
+    """FLCG over new data conditioned on an existing set P: uf_private [n, |P|] = UF[new i, p]."""
+    return select_submodular(ids, uf, budget, objective="flcg", private_kernel=uf_private, nu=nu, **kw)
+
+
+def random_subset(ids: Sequence[str], budget: int | float, seed: int = 0) -> Subset:
+    """A seeded uniform random subset (same ids and seed -> same subset on every machine)."""
+    pool = sorted(ids)
+    k = _budget(budget, len(pool)) if pool else 0
+    picked = random.Random(seed).sample(pool, k)
+    return Subset(picked, [0.0] * k, 0.0, "random", "none", {"budget": budget, "seed": seed})
+
+
+def full_set(ids: Sequence[str]) -> Subset:
+    """Every sample (the full-data baseline), in id order."""
+    pool = sorted(ids)
+    return Subset(pool, [0.0] * len(pool), 0.0, "full", "none", {})
+
+
+def _budget(budget: int | float, n: int) -> int:
+    try:
+        return resolve_budget(budget, n)
+    except BudgetError as exc:
+        raise InputError(f"selection.budget {exc}") from None

@@ -1,0 +1,91 @@
+"""`delift-dvc score DATA` / `select DATA`: the three stages on files, outside a DVC project.
+
+- no extra set: facility location over DATA (instruction tuning);
+- `--target-set T`: FLMI of DATA with the target set T (task-specific);
+- `--existing E`: FLCG over DATA minus E, conditioned on E (continual); the output holds the
+  added samples only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from delift_dvc.config import Params
+from delift_dvc.data.samples import Sample, load_samples, read_samples, write_samples
+from delift_dvc.errors import InputError
+from delift_dvc.selection.budget import BudgetError, resolve_budget
+from delift_dvc.selection.planning import Plan, run_plan
+from delift_dvc.stages.kernels import ensure_utility, plan_kernel, store_samples
+from delift_dvc.stages.outputs import write_json
+from delift_dvc.stages.progress import Reporter
+from delift_dvc.store import Store
+
+
+def _load(data: str, target_set: str | None, existing: str | None):
+    if target_set and existing:
+        raise InputError("--target-set and --existing: give at most one of them")
+    report = read_samples(data)
+    extra = load_samples(target_set or existing) if (target_set or existing) else []
+    return report, extra
+
+
+def _plan(pool: list[Sample], extra: list[Sample], budget, target_set: bool, existing: bool) -> Plan:
+    ids = sorted({s.id for s in pool})
+    extra_ids = sorted({s.id for s in extra})
+    counts = {"n_samples": len(ids)}
+    if existing:
+        ground = sorted(set(ids) - set(extra_ids))
+        counts.update(n_existing=len(extra_ids), n_candidates=len(ground))
+        mode, objective = "continual", "flcg"
+    else:
+        ground = ids
+        if target_set:
+            counts["n_target_set"] = len(extra_ids)
+        mode, objective = "initial", ("flmi" if target_set else "fl")
+    try:
+        n_pick = resolve_budget(budget, len(ground))
+    except BudgetError as exc:
+        raise InputError(f"--budget {exc}") from None
+    return Plan(mode, objective, ground, extra_ids if (existing or target_set) else [], [], n_pick, counts)
+
+
+def score_file(params: Params, data: str, target_set: str | None = None, existing: str | None = None,
+               reporter: Reporter | None = None) -> dict:
+    """Score every d0 and pair the selection of DATA will read that `params.store` lacks."""
+    report, extra = _load(data, target_set, existing)
+    plan = _plan(report.samples, extra, params.selection.budget, bool(target_set), bool(existing))
+    by_id = {s.id: s for s in [*report.samples, *extra]}
+    params = replace(params, selection=replace(params.selection, method="delift"))
+    with Store(params.store, write=True) as store:
+        store_samples(store, by_id)
+        scored = ensure_utility(store, params, plan, by_id, reporter)
+    counts = scored.counts.as_dict()
+    counts.pop("blocks")
+    return {**plan.counts, "n_duplicates": report.n_duplicates, **counts, "scorer": scored.fingerprint}
+
+
+def select_file(params: Params, data: str, out: str, summary: str | None = None,
+                target_set: str | None = None, existing: str | None = None) -> dict:
+    """Select from DATA with the stored utilities (nothing is scored here) and write the subset
+    as JSONL in the input's shape, plus a JSON summary with the objective and gains."""
+    report, extra = _load(data, target_set, existing)
+    sel = params.selection
+    plan = _plan(report.samples, extra, sel.budget, bool(target_set), bool(existing))
+    by_id = {s.id: s for s in [*report.samples, *extra]}
+    store_root = Path(params.store)
+    if sel.method == "delift":
+        if not store_root.is_dir():
+            raise InputError(f"{store_root}: no store here (run `delift-dvc score {data}` first)")
+        with Store(store_root) as store:
+            block, identity = plan_kernel(store, params, plan, by_id)
+    else:
+        block, identity = plan_kernel(None, params, plan, by_id)
+    subset = run_plan(plan, sel.method, block, eta=sel.eta, nu=sel.nu, scaling=sel.scaling,
+                      stop_at_zero_gain=sel.stop_at_zero_gain, seed=sel.seed)
+    write_samples([by_id[i] for i in subset.ids], out)
+    result = {**subset.summary(), "mode": plan.mode, "counts": plan.counts, "scorer": identity,
+              "data": data, "target_set": target_set, "existing": existing}
+    if summary:
+        write_json(summary, result)
+    return result

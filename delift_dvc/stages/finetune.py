@@ -1,0 +1,46 @@
+"""Stage `finetune`: LoRA-tune the model on the selected subset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from delift_dvc.config import Params, finetune_config, model_name, templates
+from delift_dvc.data.samples import Sample, load_samples
+from delift_dvc.errors import InputError
+from delift_dvc.stages.outputs import SELECTED_TRAIN, write_csv, write_json
+from delift_dvc.stages.progress import Reporter
+
+TRAIN_METRICS = ("n_samples", "steps", "first_loss", "last_loss", "mean_loss_first_epoch",
+                 "mean_loss_last_epoch", "trainable_params", "train_tokens")
+
+
+def selected_subset(params: Params) -> list[Sample]:
+    """data.selected/train.jsonl ([] for an empty subset); an InputError before `select` ran."""
+    path = Path(params.data.selected) / SELECTED_TRAIN
+    if not path.is_file():
+        raise InputError(f"{path}: not found (run `delift-dvc select` first)")
+    return load_samples(path) if path.read_bytes().strip() else []
+
+
+def run_finetune(params: Params, reporter: Reporter | None = None) -> dict:
+    """LoRA-tune the model on data/selected/train.jsonl; the adapter goes to finetune.adapter,
+    the summary to metrics/train.json and the per-step loss (nats/token) to plots/train_loss.csv.
+    An empty subset saves the untrained adapter (it changes nothing) and says so."""
+    from delift_dvc.quality.finetune import TRAIN_LOG, finetune
+
+    reporter = reporter or Reporter("finetune", quiet=True)
+    samples = selected_subset(params)
+    if not samples:
+        reporter.phase("the subset is empty: saving the untrained adapter (0 steps)")
+    else:
+        reporter.phase(f"LoRA on {len(samples)} samples, {params.finetune.epochs} epochs")
+    summary = finetune(model_name(params), samples, params.finetune.adapter, finetune_config(params),
+                       progress=not reporter.quiet and reporter.tty, templates=templates(params))
+    log = json.loads((Path(params.finetune.adapter) / TRAIN_LOG).read_text(encoding="utf-8"))
+    metrics = {k: summary[k] for k in TRAIN_METRICS}
+    write_json(Path(params.metrics) / "train.json", metrics)
+    write_csv(Path(params.plots) / "train_loss.csv", ["step", "loss"],
+              [(k + 1, round(loss, 6)) for k, loss in enumerate(log["losses"])])
+    reporter.phase(f"{summary['steps']} steps in {summary['seconds']:.0f} s")
+    return metrics

@@ -1,0 +1,65 @@
+"""Stage `ingest`: data.train (+ data.test, data.target_set) -> data.prepared, validated and
+de-duplicated, sorted by id, each record in its original shape."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from delift_dvc.config import Params
+from delift_dvc.data.samples import load_samples, read_samples, write_samples
+from delift_dvc.data.split import split_pool
+from delift_dvc.errors import InputError
+from delift_dvc.stages.outputs import PREPARED_TARGETS, PREPARED_TEST, PREPARED_TRAIN
+
+
+def run_ingest(params: Params) -> dict:
+    """Write data.prepared/train.jsonl (the pool), test.jsonl (always; empty when there is no
+    test set) and, with data.target_set, target_set.jsonl. Without data.test a data.holdout
+    fraction of data.train, chosen by content hash, is the test set instead of pool."""
+    data = params.data
+    prepared = Path(data.prepared)
+    report = read_samples(data.train, split=data.split)
+    samples = sorted(report.samples, key=lambda s: s.id)
+    if data.test:
+        test = sorted(load_samples(data.test), key=lambda s: s.id)
+        in_test = {s.id for s in test}
+        pool = [s for s in samples if s.id not in in_test]  # never train on a test sample
+        if not pool:
+            raise InputError(f"{data.train}: every sample is also in data.test ({data.test}); no pool is left")
+    else:
+        pool, test = split_pool(samples, data.holdout, data.holdout_seed)
+        if not pool:
+            raise InputError(f"{data.train}: all {len(samples)} samples fall in the held-out split "
+                             f"(data.holdout {data.holdout}); add samples or lower data.holdout")
+    write_samples(pool, prepared / PREPARED_TRAIN)
+    write_samples(test, prepared / PREPARED_TEST)
+    summary = {"n_records": report.n_records, "n_duplicates": report.n_duplicates,
+               "n_samples": len(pool), "n_test": len(test)}
+    targets_path = prepared / PREPARED_TARGETS
+    if data.target_set:
+        targets = load_samples(data.target_set)
+        write_samples(sorted(targets, key=lambda s: s.id), targets_path)
+        summary["n_target_set"] = len(targets)
+    elif targets_path.exists():
+        targets_path.unlink()
+    return summary
+
+
+def prepared_pool(params: Params) -> tuple[list, list]:
+    """(pool, target set) from data.prepared; an InputError when ingest has not run."""
+    prepared = Path(params.data.prepared)
+    if not (prepared / PREPARED_TRAIN).is_file():
+        raise InputError(f"{prepared / PREPARED_TRAIN}: not found (run `delift-dvc ingest` first)")
+    pool = load_samples(prepared / PREPARED_TRAIN)
+    targets = load_samples(prepared / PREPARED_TARGETS) if params.data.target_set else []
+    return pool, targets
+
+
+def prepared_test(params: Params) -> list:
+    """The test set from data.prepared ([] when there is none)."""
+    path = Path(params.data.prepared) / PREPARED_TEST
+    if not path.is_file():
+        raise InputError(f"{path}: not found (run `delift-dvc ingest` first)")
+    if not path.read_bytes().strip():
+        return []
+    return load_samples(path)

@@ -1,0 +1,203 @@
+"""Where the scorer meets the store: score the values a plan needs that the store lacks (the
+driver), and read a plan's kernel back (LM utility, or sentence-embedding similarity).
+
+The driver plans blocks (:mod:`delift_dvc.utility.blocks`), hands them to an executor, and writes
+each finished block as one segment: the store keeps one writer.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from delift_dvc.errors import InputError
+from delift_dvc.selection.planning import Plan
+from delift_dvc.stages.progress import Reporter
+from delift_dvc.store import Store
+from delift_dvc.utility.blocks import ScoreWorker, block_texts, plan_blocks
+from delift_dvc.utility.scorer import Scorer, ScorerSpec
+
+Candidates = tuple[np.ndarray, np.ndarray]  # (target idx, example idx) of a sparse block
+
+SE_KERNEL = "all-MiniLM-L6-v2"
+
+
+@dataclass
+class ScoreCounts:
+    """What one scoring run needed, computed and found already stored."""
+
+    baselines_scored: int = 0
+    baselines_reused: int = 0
+    pairs_scored: int = 0
+    pairs_reused: int = 0
+    blocks: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def make_executor(params):
+    """The executor of params.scoring.executor."""
+    from delift_dvc.executors.local import LocalExecutor
+
+    return LocalExecutor()
+
+
+def score_missing(
+    store: Store,
+    scorer: Scorer,
+    samples: Mapping[str, object],
+    baseline_ids: Sequence[str],
+    targets: Sequence[str],
+    examples: Sequence[str],
+    *,
+    candidates: Candidates | None = None,
+    segment_pairs: int = 2048,
+    executor=None,
+    spec: ScorerSpec | None = None,
+    reporter: Reporter | None = None,
+) -> ScoreCounts:
+    """Score the d0 of `baseline_ids` and the pairs targets x examples (or only `candidates`)
+    that the store lacks for `scorer`, one segment per finished block. `samples` maps every id
+    involved to an object with prompt and response. With an executor other than the local one,
+    `spec` says how each worker builds its scorer."""
+    from delift_dvc.executors.local import LocalExecutor
+
+    reporter = reporter or Reporter("score", quiet=True)
+    executor = executor or LocalExecutor()
+    fp = scorer.fingerprint
+    baseline_ids = list(baseline_ids)
+    missing_d0 = set(store.missing_baselines(fp, baseline_ids))
+    d0_missing = np.array([i in missing_d0 for i in baseline_ids], dtype=bool)
+    nt, ne = len(targets), len(examples)
+    if candidates is None:
+        t_idx = np.repeat(np.arange(nt, dtype=np.int64), ne)
+        e_idx = np.tile(np.arange(ne, dtype=np.int64), nt)
+    else:
+        flat = np.unique(np.asarray(candidates[0], np.int64) * ne + np.asarray(candidates[1], np.int64))
+        t_idx, e_idx = (flat // ne, flat % ne) if ne else (flat, flat)
+    mt, me = store.missing_pairs(fp, list(targets), list(examples), candidates=(t_idx, e_idx))
+    pair_missing = np.isin(t_idx * ne + e_idx, mt * ne + me)
+    plan = plan_blocks(fp, baseline_ids, d0_missing, targets, examples, (t_idx, e_idx), pair_missing,
+                       segment_pairs)
+    counts = ScoreCounts(baselines_reused=plan.wanted_baselines - plan.missing_baselines,
+                         pairs_reused=plan.wanted_pairs - plan.missing_pairs)
+    total = plan.missing_baselines + plan.missing_pairs
+    if total == 0:
+        return counts
+    reporter.phase(f"{plan.missing_baselines:,} d0 and {plan.missing_pairs:,} pairs to score in "
+                   f"{len(plan.blocks)} blocks ({counts.baselines_reused + counts.pairs_reused:,} "
+                   f"already stored)")
+    if isinstance(executor, LocalExecutor) or spec is None:
+        make_worker = functools.partial(ScoreWorker, scorer=scorer)
+    else:
+        make_worker = functools.partial(ScoreWorker, spec)
+    items = ((block, block_texts(block, samples)) for block in plan.blocks)
+    reporter.start(total, "pair")
+    try:
+        for (block, _), values in executor.run(make_worker, items, reporter.update):
+            if block.kind == "baselines":
+                store.write_baselines(fp, list(block.targets), values)
+                counts.baselines_scored += len(block)
+            else:
+                store.write_pairs(fp, list(block.targets), list(block.examples), values)
+                counts.pairs_scored += len(block)
+            counts.blocks += 1
+    finally:
+        seconds = reporter.finish()
+    rate = total / seconds if seconds > 0 else 0.0
+    reporter.phase(f"scored {total:,} values in {seconds:.0f} s ({rate:.2f}/s)")
+    return counts
+
+
+def utility_block(store: Store, fingerprint: str, targets: Sequence[str], examples: Sequence[str],
+                  candidates: Candidates | None = None) -> np.ndarray:
+    """UF [len(targets), len(examples)] = d0[target] - d[target, example] (float64) from the
+    store; an InputError names how many values are missing when the block is incomplete. With
+    `candidates` (sparse mode) only those pairs are required and every other entry is NaN."""
+    d0 = store.read_baselines(fingerprint, list(targets))
+    d = store.read_pairs(fingerprint, list(targets), list(examples))
+    if candidates is not None:
+        wanted = np.zeros(d.shape, dtype=bool)
+        wanted[candidates] = True
+        d[~wanted] = np.nan
+        missing = int(np.isnan(d0).sum()) + int(np.isnan(d[wanted]).sum())
+    else:
+        missing = int(np.isnan(d0).sum()) + int(np.isnan(d).sum())
+    if missing:
+        raise InputError(
+            f"{store.root}: {missing} utility values are not scored yet for this scorer "
+            f"(run `delift-dvc score` first)"
+        )
+    return d0[:, None] - d
+
+
+def store_samples(store: Store, samples: Mapping[str, object]) -> int:
+    """Record the text of every sample (id -> Sample) in the store; returns how many were new."""
+    values = list(samples.values())
+    return store.add_samples(list(samples), [s.prompt for s in values], [s.response for s in values],
+                             [s.source for s in values])
+
+
+def similarity_block(plan: Plan, by_id: Mapping[str, object], device: str) -> np.ndarray:
+    """Cosine similarity [|ground|, |examples|] of all-MiniLM-L6-v2 sentence embeddings."""
+    from delift_dvc.utility.embeddings import Embedder, cosine_kernel, sample_text
+
+    vectors = Embedder(device=device).encode(
+        [sample_text(by_id[i].prompt, by_id[i].response) for i in plan.examples])
+    position = {e: k for k, e in enumerate(plan.examples)}
+    return cosine_kernel(vectors[[position[i] for i in plan.ground]], vectors)
+
+
+def plan_candidates(params, plan: Plan, by_id: Mapping[str, object]) -> Candidates | None:
+    """The (target idx, example idx) pairs a plan scores in knn mode; None in dense mode."""
+    if params.utility.pairs != "knn" or not plan.ground:
+        return None
+    from delift_dvc.utility.knn import knn_candidates
+
+    similarity = similarity_block(plan, by_id, params.scoring.device)
+    return knn_candidates(plan.ground, plan.examples, similarity, params.utility.k)
+
+
+@dataclass
+class Utility:
+    """What scoring a plan's LM utility did: counts, the scorer fingerprint, knn candidates."""
+
+    counts: ScoreCounts
+    fingerprint: str | None = None
+    candidates: Candidates | None = None
+
+
+def ensure_utility(store: Store, params, plan: Plan, by_id: Mapping[str, object],
+                   reporter: Reporter | None = None) -> Utility:
+    """Score what the plan's LM utility needs and the store lacks (method delift only)."""
+    if params.selection.method != "delift":
+        return Utility(ScoreCounts())
+    spec = ScorerSpec.from_params(params.scoring)
+    scorer = spec.build()
+    candidates = plan_candidates(params, plan, by_id)
+    counts = score_missing(store, scorer, by_id, plan.ground, plan.ground, plan.examples,
+                           candidates=candidates, segment_pairs=params.scoring.segment_pairs,
+                           executor=make_executor(params), spec=spec, reporter=reporter)
+    return Utility(counts, scorer.fingerprint, candidates)
+
+
+def plan_kernel(store: Store | None, params, plan: Plan, by_id: Mapping[str, object],
+                scored: Utility | None = None) -> tuple[np.ndarray | None, str | None]:
+    """(block [|ground|, |examples|] or None, kernel identity) of a plan, scoring nothing: LM
+    utilities from the store (delift), sentence-embedding similarities (delift_se), or None
+    (random, full). `scored`: what ensure_utility returned for this plan, if it ran."""
+    method = params.selection.method
+    if method in ("random", "full"):
+        return None, None
+    if method == "delift_se":
+        return similarity_block(plan, by_id, params.scoring.device), SE_KERNEL
+    if scored is not None and scored.fingerprint is not None:
+        fingerprint, candidates = scored.fingerprint, scored.candidates
+    else:
+        fingerprint = ScorerSpec.from_params(params.scoring).build().fingerprint
+        candidates = plan_candidates(params, plan, by_id)
+    return utility_block(store, fingerprint, plan.ground, plan.examples, candidates), fingerprint

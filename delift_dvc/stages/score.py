@@ -1,0 +1,96 @@
+"""Stage `score`: record the data version, plan the selection, score only the values the store
+lacks, select, and record the subset in the store.
+
+The selection runs here (it is cheap) because the next version's plan needs this version's
+subset, and DVC forbids a later stage's output feeding an earlier stage; `select` exports it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from delift_dvc.config import Params
+from delift_dvc.data import versions
+from delift_dvc.errors import InputError
+from delift_dvc.selection.budget import BudgetError
+from delift_dvc.selection.planning import Plan, plan_selection, run_plan
+from delift_dvc.selection.stages import Subset
+from delift_dvc.stages.ingest import prepared_pool
+from delift_dvc.stages.kernels import ensure_utility, plan_kernel, store_samples
+from delift_dvc.stages.outputs import SELECTION_RECORD, write_json
+from delift_dvc.stages.progress import Reporter
+from delift_dvc.store import Store
+
+
+def previous_selection(store: Store, before_seq: int) -> tuple[list[str], list[str]] | None:
+    """(ids, subset) of the latest version before `before_seq` that has a selection."""
+    for info in reversed(store.versions()):
+        if info.seq < before_seq:
+            found = store.selection(info.seq)
+            if found is not None:
+                return store.version_ids(info.seq), found[0]
+    return None
+
+
+def _unique_name(store: Store, data_path: str, ids: list[str]) -> str:
+    """The version's git-derived name, suffixed when that name already labels other data."""
+    name, digest = versions.version_name(data_path, ids), versions.members_hash(ids)
+    for info in store.versions():
+        if info.name == name and info.members_hash != digest:
+            return f"{name}-{digest[:8]}"
+    return name
+
+
+def plan_or_error(ids, budget, key: str, **kwargs) -> Plan:
+    """plan_selection, with a budget that breaks the rule reported under `key`."""
+    try:
+        return plan_selection(ids, budget, **kwargs)
+    except BudgetError as exc:
+        raise InputError(f"{key} {exc}") from None
+
+
+def run_score(params: Params, reporter: Reporter | None = None) -> dict:
+    """Record this data version, plan the selection, score only what the store lacks, select,
+    and record the subset. Writes the selection record and metrics/score.json."""
+    reporter = reporter or Reporter("score", quiet=True)
+    pool, targets = prepared_pool(params)
+    sel = params.selection
+    by_id = {s.id: s for s in [*pool, *targets]}
+    ids = [s.id for s in pool]
+    with Store(params.store, write=True) as store:
+        # plan before writing anything: a budget that does not fit leaves the store untouched
+        latest = store.latest_version()
+        same = latest is not None and latest.members_hash == versions.members_hash(ids)
+        seq = latest.seq if same else (latest.seq + 1 if latest else 1)
+        plan = plan_or_error(ids, sel.budget, "selection.budget", previous=previous_selection(store, seq),
+                             target_ids=[t.id for t in targets], refresh=sel.mode == "refresh")
+        store_samples(store, by_id)
+        version = store.record_version(_unique_name(store, params.data.train, ids), ids)
+        reporter.phase(f"version {version.name}: {len(ids)} samples, {plan.mode} selection "
+                       f"({plan.objective}) over {len(plan.ground)}")
+        scored = ensure_utility(store, params, plan, by_id, reporter)
+        block, identity = plan_kernel(store, params, plan, by_id, scored)
+        subset = run_plan(plan, sel.method, block, eta=sel.eta, nu=sel.nu, scaling=sel.scaling,
+                          stop_at_zero_gain=sel.stop_at_zero_gain, seed=sel.seed)
+        store.record_selection(version, subset.objective_name, plan.mode, subset.ids, subset.gains)
+    reporter.phase(f"selected {len(subset.ids)} of {len(ids)} ({len(plan.kept)} kept)")
+    record = _selection_record(plan, subset, version, identity, params)
+    write_json(Path(params.data.selected) / SELECTION_RECORD, record)
+    metrics = {**plan.counts, **scored.counts.as_dict(), "mode": plan.mode, "version": version.name,
+               "scorer": identity}
+    metrics.pop("blocks")
+    write_json(Path(params.metrics) / "score.json", metrics)
+    return metrics
+
+
+def _selection_record(plan: Plan, subset: Subset, version, identity, params: Params) -> dict:
+    added = subset.ids[len(plan.kept):]
+    return {
+        "version": {"name": version.name, "seq": version.seq, "members_hash": version.members_hash,
+                    "n": version.n},
+        "mode": plan.mode, "method": subset.method, "objective_name": subset.objective_name,
+        "objective": subset.objective, "budget": params.selection.budget, "scorer": identity,
+        "params": subset.params, "counts": plan.counts,
+        "ids": subset.ids, "kept": plan.kept, "added": added,
+        "gains": subset.gains[len(plan.kept):],
+    }

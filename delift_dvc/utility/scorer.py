@@ -1,0 +1,323 @@
+"""Teacher-forced DELIFT distances with a causal LM: `d0[i]` and `d[i, j]`.
+
+For target i the tokens are `prompt_tokens + [eos] + response_tokens + [eos]`, with
+`prompt_tokens` the whole formatted template tokenised once (:mod:`delift_dvc.utility.layout`); the scored
+positions are the response tokens and the final eos. With `p_t` the model's probability of the
+ground-truth token at scored position t and T the number of scored positions,
+`d = ||p - 1||_2 / sqrt(T)`, in [0, 1], lower is better. `d0[i]` uses the no-example template,
+`d[i, j]` the one-example template with sample j as the in-context example.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Protocol
+
+import numpy as np
+
+from delift_dvc.errors import InputError
+from delift_dvc.utility import models
+from delift_dvc.utility.layout import (NO_EXAMPLE_TEMPLATE, ONE_EXAMPLE_TEMPLATE, OVERFLOWS, Encoded,
+                                       Layout, Templates)
+
+# v2: the prompt tokens are the whole formatted text tokenised once (v1 tokenised it in pieces)
+DISTANCE_VERSION = "delift-l2/whole-text-v2"
+MAX_PADDING = 0.05  # largest share of padding tokens in one batch
+
+Pair = tuple[int, "int | None"]  # (target index, example index or None for d0)
+
+
+class TextPair(Protocol):
+    prompt: str
+    response: str
+
+
+class PairScorer(Protocol):
+    """The seam between scoring and everything that runs it: a backend that computes distances
+    for (target, example) pairs and names everything that changes its numbers."""
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    def describe(self) -> dict: ...
+
+    def score_pairs(self, targets: Sequence[TextPair], examples: Sequence[TextPair],
+                    pairs: Sequence[Pair], progress=None) -> np.ndarray: ...
+
+
+def distance_from_probs(probs: np.ndarray) -> float:
+    """`||p - 1||_2 / sqrt(T)` for the probabilities p [T] of the ground-truth tokens."""
+    probs = np.asarray(probs, dtype=np.float64)
+    return float(np.sqrt(np.sum((1.0 - probs) ** 2) / probs.size))
+
+
+@dataclass(frozen=True)
+class ScorerSpec:
+    """How to build a Scorer: picklable, so that each worker process builds its own."""
+
+    model: str | None = None  # None or "embedded": the embedded SmolLM2-135M-Instruct
+    dtype: str = "auto"
+    device: str = "auto"
+    max_length: int = 2048
+    template: str = NO_EXAMPLE_TEMPLATE
+    example_template: str = ONE_EXAMPLE_TEMPLATE
+    overflow: str = "error"
+    batch_tokens: int = 8192
+    prefix_reuse: bool = True
+    threads: int | None = None
+
+    @classmethod
+    def from_params(cls, scoring) -> "ScorerSpec":
+        """The spec of params.yaml's `scoring` section (threads resolved by the caller)."""
+        names = [f for f in cls.__dataclass_fields__ if hasattr(scoring, f)]
+        spec = cls(**{f: getattr(scoring, f) for f in names})
+        return replace(spec, model=None if spec.model == "embedded" else spec.model,
+                       threads=None if spec.threads in (None, "auto") else spec.threads)
+
+    def build(self) -> "Scorer":
+        """A Scorer with these settings (the model loads on first use)."""
+        return Scorer(self.model, **{k: v for k, v in asdict(self).items() if k != "model"})
+
+
+class Scorer:
+    """Computes DELIFT distances with one causal LM through transformers (loaded lazily).
+
+    model: None for the embedded SmolLM2-135M-Instruct, else a local folder, a .gguf file or a
+    hub name present in the local cache. dtype: "auto" (bfloat16 where supported), "float32",
+    "bfloat16", "float16". max_length: tokens per sequence. overflow: what to do when a target's
+    response alone does not fit ("error" or "truncate" it from the end).
+    batch_tokens: padded tokens per forward batch. prefix_reuse: compute the KV cache of each
+    example's shared prefix once and reuse it for all its targets (same numbers as the plain
+    path; not part of the fingerprint). threads: torch CPU threads of this process (None: leave
+    torch's setting). `stats` counts sequences, forward passes, tokens fed and padding tokens.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        dtype: str = "auto",
+        device: str = "auto",
+        max_length: int = 2048,
+        template: str = NO_EXAMPLE_TEMPLATE,
+        example_template: str = ONE_EXAMPLE_TEMPLATE,
+        overflow: str = "error",
+        batch_tokens: int = 8192,
+        prefix_reuse: bool = True,
+        threads: int | None = None,
+    ) -> None:
+        if overflow not in OVERFLOWS:
+            raise InputError(f"scoring.overflow '{overflow}': expected one of {', '.join(OVERFLOWS)}")
+        if not isinstance(max_length, int) or max_length < 8:
+            raise InputError(f"scoring.max_length {max_length!r}: expected an integer >= 8")
+        if not isinstance(batch_tokens, int) or batch_tokens < 1:
+            raise InputError(f"scoring.batch_tokens {batch_tokens!r}: expected a positive integer")
+        self.source = models.resolve_model(model)
+        self.device = models.resolve_device(device)
+        self.torch_dtype = models.resolve_dtype(dtype, self.device)
+        self.max_length = max_length
+        self.templates = Templates(template, example_template)
+        self.overflow = overflow
+        self.batch_tokens = batch_tokens
+        self.prefix_reuse = prefix_reuse
+        self.threads = threads
+        self._layout: Layout | None = None
+        self._model = None
+        self.stats = {"sequences": 0, "forwards": 0, "tokens": 0, "padded_tokens": 0}
+
+    # -- identity -------------------------------------------------------------------------------
+    def describe(self) -> dict:
+        """Everything that changes the numbers (the fingerprint's content)."""
+        return {
+            "model": self.source.name,
+            "weights_sha256": self.source.weights_sha256,
+            "dtype": str(self.torch_dtype).removeprefix("torch."),
+            "max_length": self.max_length,
+            "template": self.templates.no_example,
+            "example_template": self.templates.one_example,
+            "overflow": self.overflow,
+            "distance": DISTANCE_VERSION,
+        }
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 (hex) of the canonical JSON of `describe()`."""
+        canonical = json.dumps(self.describe(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    @property
+    def layout(self) -> Layout:
+        """The sequence layout (loads the tokenizer and model on first use)."""
+        self._load()
+        return self._layout
+
+    @property
+    def model(self):
+        """The causal LM (loaded on first use)."""
+        self._load()
+        return self._model
+
+    # -- public scoring -------------------------------------------------------------------------
+    def baseline(self, samples: Sequence[TextPair]) -> np.ndarray:
+        """d0 [n] (float64): each sample's distance with the no-example template."""
+        return self.score_pairs(samples, [], [(i, None) for i in range(len(samples))])
+
+    def pairwise(self, targets: Sequence[TextPair], examples: Sequence[TextPair]) -> np.ndarray:
+        """d [len(targets), len(examples)] (float64), d[i, j] = d(target i | example j)."""
+        pairs = [(i, j) for i in range(len(targets)) for j in range(len(examples))]
+        values = self.score_pairs(targets, examples, pairs)
+        return values.reshape(len(targets), len(examples))
+
+    def score_pairs(
+        self,
+        targets: Sequence[TextPair],
+        examples: Sequence[TextPair],
+        pairs: Sequence[Pair],
+        progress=None,
+    ) -> np.ndarray:
+        """Distances [len(pairs)] (float64) for (target index, example index or None = d0).
+        progress: called with the number of sequences finished after each forward batch."""
+        out = np.empty(len(pairs), dtype=np.float64)
+        if not pairs:
+            return out
+        encoded = self.encode_pairs(targets, examples, pairs)
+        groups: dict[int, list[int]] = {}
+        if self.prefix_reuse:
+            for k, (_, j) in enumerate(pairs):
+                if j is not None and encoded[k].prefix:
+                    groups.setdefault(j, []).append(k)
+            groups = {j: ks for j, ks in groups.items() if len(ks) > 1}
+        shared = {k for ks in groups.values() for k in ks}
+        plain = [k for k in range(len(pairs)) if k not in shared]
+        for batch in self._batches(_by_length(plain, encoded, 0), encoded, 0):
+            out[batch] = self._forward([encoded[k] for k in batch])
+            if progress:
+                progress(len(batch))
+        for j in sorted(groups):
+            members = groups[j]
+            width = encoded[members[0]].prefix
+            cache = self._prefix_cache(encoded[members[0]].tokens[:width])
+            for batch in self._batches(_by_length(members, encoded, width), encoded, width):
+                out[batch] = self._forward([encoded[k] for k in batch], (width, cache))
+                if progress:
+                    progress(len(batch))
+        return out
+
+    # -- sequences ------------------------------------------------------------------------------
+    def encode_pairs(self, targets: Sequence[TextPair], examples: Sequence[TextPair],
+                     pairs: Sequence[Pair]) -> list[Encoded]:
+        """The sequence of each (target index, example index or None) pair, after truncation."""
+        items = [(targets[i].prompt, targets[i].response,
+                  None if j is None else (examples[j].prompt, examples[j].response)) for i, j in pairs]
+        ids = [str(getattr(targets[i], "id", "?")) for i, _ in pairs]
+        return self.layout.encode_many(items, ids=ids)
+
+    def encode(self, target: TextPair, example: TextPair | None) -> Encoded:
+        """The sequence of one (target, example or None) pair, after truncation."""
+        return self.encode_pairs([target], [] if example is None else [example],
+                                 [(0, None if example is None else 0)])[0]
+
+    def _batches(self, order: list[int], encoded: list[Encoded], offset: int):
+        """Consecutive runs of `order` (ascending length) whose padded size, counting tokens
+        after `offset`, stays within batch_tokens and whose padding stays under MAX_PADDING
+        of the batch (length bucketing: on a CPU small batches cost little, padding costs)."""
+        batch: list[int] = []
+        real = 0
+        for k in order:  # ascending length: the last member sets the padded width
+            width = len(encoded[k].tokens) - offset
+            size = (len(batch) + 1) * width
+            if batch and (size > self.batch_tokens or size - real - width > MAX_PADDING * size):
+                yield batch
+                batch, real = [], 0
+            batch.append(k)
+            real += width
+        if batch:
+            yield batch
+
+    # -- model ----------------------------------------------------------------------------------
+    def _load(self) -> None:
+        if self._model is None:
+            if self.threads:
+                models.set_threads(self.threads)
+            tokenizer, self._model = models.load_model(self.source, self.torch_dtype, self.device)
+            self._layout = Layout(tokenizer, self.templates, self.max_length, self.overflow)
+
+    def _prefix_cache(self, tokens: list[int]):
+        """Per-layer (keys, values) of a shared prefix [1, heads, len, dim]."""
+        import torch
+
+        with torch.inference_mode():
+            out = self._model.base_model(input_ids=torch.tensor([tokens], device=self.device),
+                                         use_cache=True)
+        cache = out[1]
+        self.stats["forwards"] += 1
+        self.stats["tokens"] += len(tokens)
+        return [(layer.keys, layer.values) for layer in cache.layers]
+
+    def _forward(self, batch: list[Encoded], prefix=None) -> np.ndarray:
+        """Distances [len(batch)] for one padded batch: right padding, masked attention, and
+        the output layer applied only at the scored positions. prefix = (width, per-layer KV)
+        of tokens shared by the whole batch, which then feeds only the tokens after it."""
+        import torch
+
+        skip = prefix[0] if prefix else 0
+        width = max(len(e.tokens) for e in batch) - 1 - skip
+        ids = torch.full((len(batch), width), self._layout.eos, dtype=torch.long)
+        mask = torch.zeros((len(batch), skip + width), dtype=torch.long)
+        mask[:, :skip] = 1
+        rows, cols, gold = [], [], []
+        for r, e in enumerate(batch):
+            n = len(e.tokens) - 1 - skip
+            ids[r, :n] = torch.tensor(e.tokens[skip:-1])
+            mask[r, skip : skip + n] = 1
+            start = n - e.n_scored  # position predicting the first scored token
+            rows += [r] * e.n_scored
+            cols += range(start, start + e.n_scored)
+            gold += e.tokens[-e.n_scored :]
+        real = sum(len(e.tokens) - 1 - skip for e in batch)
+        self.stats["sequences"] += len(batch)
+        self.stats["forwards"] += 1
+        self.stats["tokens"] += real
+        self.stats["padded_tokens"] += len(batch) * width - real
+        kwargs = {}
+        if prefix:
+            kwargs[_cache_argument(self._model.base_model)] = _expanded_cache(prefix[1], len(batch))
+        with torch.inference_mode():
+            hidden = self._model.base_model(
+                input_ids=ids.to(self.device), attention_mask=mask.to(self.device), **kwargs
+            ).last_hidden_state
+            picked = hidden[torch.tensor(rows), torch.tensor(cols)]
+            logits = self._model.get_output_embeddings()(picked).float()
+            logp = torch.log_softmax(logits, dim=-1)
+            p = logp.gather(1, torch.tensor(gold, device=logp.device)[:, None]).squeeze(1).exp()
+            sq = ((1.0 - p.double()) ** 2).cpu()
+        counts = torch.tensor([e.n_scored for e in batch])
+        sums = torch.zeros(len(batch), dtype=torch.float64).index_add_(0, torch.tensor(rows), sq)
+        return torch.sqrt(sums / counts).numpy()
+
+
+def _by_length(members: list[int], encoded: list[Encoded], offset: int) -> list[int]:
+    return sorted(members, key=lambda k: (len(encoded[k].tokens) - offset, k))
+
+
+def _cache_argument(model) -> str:
+    """The forward argument that takes a KV cache ("cache" in transformers 5, else
+    "past_key_values")."""
+    import inspect
+
+    names = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in names else "past_key_values"
+
+
+def _expanded_cache(layers, batch: int):
+    """A fresh DynamicCache holding the prefix KV broadcast to `batch` rows (the forward pass
+    appends to it, so each batch gets its own)."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    for index, (keys, values) in enumerate(layers):
+        cache.update(keys.expand(batch, -1, -1, -1), values.expand(batch, -1, -1, -1), index)
+    return cache

@@ -1,0 +1,123 @@
+"""Sparse (k-nearest-neighbour) utility mode: candidates, missing entries, incremental counts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from delift_dvc.config import DataParams, Params, ScoringParams, UtilityParams
+from delift_dvc.selection.stages import instruction_tuning
+from delift_dvc.selection.scaling import fill_missing
+from delift_dvc.utility.knn import knn_candidates
+
+IDS = [f"{k:016x}" for k in range(6)]
+
+
+def test_knn_keeps_itself_and_the_most_similar():
+    sim = np.array([[0.0, 0.9, 0.8, 0.1], [0.5, 0.2, 0.5, 0.4]])
+    t, e = knn_candidates(["a", "b"], ["a", "b", "c", "d"], sim, 2)
+    assert list(zip(t.tolist(), e.tolist())) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    t, e = knn_candidates(["a"], ["a", "b"], sim[:1, :2], 5)
+    assert e.tolist() == [0, 1]
+
+
+def test_missing_entries_count_as_zero_after_scaling():
+    block = np.array([[0.2, np.nan], [np.nan, 0.6]])
+    extra = np.array([[0.4], [np.nan]])
+    joint = fill_missing([block, extra], "joint")
+    assert joint[0][0, 1] == 0.2 and joint[1][1, 0] == 0.2
+    separate = fill_missing([block, extra], "separate")
+    assert separate[1][1, 0] == 0.4
+    res = instruction_tuning(["a", "b"], block, 2)
+    assert res.ids[0] == "b" and res.gains == pytest.approx([1.0, 0.0])  # [[0, 0], [0, 1]] scaled
+
+
+def alpaca(n: int, offset: int = 0) -> list[dict]:
+    words = ["apple", "river", "stone", "cloud", "music", "table", "green", "horse", "light", "paper"]
+    return [{"instruction": f"Describe the {words[k % 10]} number {k}.", "output": f"{words[k % 10]} {k}"}
+            for k in range(offset, offset + n)]
+
+
+def params_for(root: Path, model: Path, pairs: str, k: int) -> Params:
+    return Params(
+        data=DataParams(train=str(root / "raw.jsonl"), prepared=str(root / "prepared"),
+                        selected=str(root / "selected")),
+        scoring=ScoringParams(model=str(model), dtype="float32"),
+        utility=UtilityParams(pairs=pairs, k=k),
+        store=str(root / "store"), metrics=str(root / "metrics"), plots=str(root / "plots"),
+    )
+
+
+def run_version(params: Params, records: list[dict]) -> dict:
+    from delift_dvc.stages.ingest import run_ingest
+    from delift_dvc.stages.score import run_score
+
+    Path(params.data.train).parent.mkdir(parents=True, exist_ok=True)
+    Path(params.data.train).write_text("".join(json.dumps(r) + "\n" for r in records))
+    run_ingest(params)
+    metrics = run_score(params, progress=False)
+    record = json.loads((Path(params.data.selected) / "selection.json").read_text())
+    return {**metrics, "record": record}
+
+
+def test_knn_with_k_at_least_n_equals_dense(tmp_path, tiny_model_dir):
+    data = alpaca(10)
+    dense = run_version(params_for(tmp_path / "dense", tiny_model_dir, "dense", 32), data)
+    sparse = run_version(params_for(tmp_path / "sparse", tiny_model_dir, "knn", 10), data)
+    assert sparse["pairs_scored"] == dense["pairs_scored"] == 100
+    assert sparse["record"]["ids"] == dense["record"]["ids"]
+    assert sparse["record"]["objective"] == dense["record"]["objective"]
+
+
+def test_sparse_incremental_update_scores_each_new_target_against_its_k_nearest(tmp_path, tiny_model_dir):
+    from delift_dvc.stages.kernels import similarity_block
+    from delift_dvc.selection.planning import Plan
+    from delift_dvc.data.samples import load_samples
+    from delift_dvc.store import Store
+
+    k = 4
+    params = params_for(tmp_path, tiny_model_dir, "knn", k)
+    first = run_version(params, alpaca(12))
+    assert first["pairs_scored"] == 12 * k
+    with Store(params.store) as store:
+        before = set(store.connect().execute("SELECT target, example FROM pairs").fetchall())
+    second = run_version(params, alpaca(12)[2:] + alpaca(6, offset=50))
+    record = second["record"]
+    with Store(params.store) as store:
+        new = sorted(set(store.version_ids(2)) - set(store.version_ids(1)))
+    assert second["n_new"] == 6 and len(new) == 6
+    examples = sorted(set(new) | set(record["kept"]))
+    assert second["pairs_scored"] == 6 * min(k, len(examples)) and second["baselines_scored"] == 6
+    with Store(params.store) as store:
+        after = set(store.connect().execute("SELECT target, example FROM pairs").fetchall())
+    added = after - before
+    assert len(added) == second["pairs_scored"]  # the count reported = the pairs stored
+    by_id = {s.id: s for s in load_samples(Path(params.data.prepared) / "train.jsonl")}
+    plan = Plan("continual", "flcg", new, sorted(record["kept"]), record["kept"], 0.3)
+    sim = similarity_block(plan, by_id, "cpu")
+    t_idx, e_idx = knn_candidates(new, plan.examples, sim, k)
+    assert added == {(new[t], plan.examples[e]) for t, e in zip(t_idx.tolist(), e_idx.tolist())}
+    assert all((i, i) in added for i in new)
+
+
+
+def test_identical_runs_give_byte_identical_store_and_outputs(tmp_path, tiny_model_dir, monkeypatch):
+    outputs = []
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        monkeypatch.chdir(tmp_path / name)  # relative paths, as in a DVC project
+        params = params_for(Path("."), tiny_model_dir, "dense", 32)
+        run_version(params, alpaca(8))
+        run_version(params, alpaca(8)[1:] + alpaca(3, offset=20))
+        from delift_dvc.stages.select import run_select
+
+        run_select(params)
+        root = tmp_path / name
+        files = {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+                 if p.is_file() and p.name != ".lock" and "raw" not in p.name}
+        outputs.append(files)
+    assert outputs[0].keys() == outputs[1].keys() and len(outputs[0]) > 10
+    assert outputs[0] == outputs[1]

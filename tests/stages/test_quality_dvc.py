@@ -1,0 +1,215 @@
+"""finetune and evaluate inside `dvc repro`, the comparison grid over `dvc exp run`, and the
+held-out split, in real git + DVC repositories."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import SHORT_P3, p3_records
+from tests.stages.test_pipeline_dvc import commit, make_project, metrics, sh
+
+
+def read_csv(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def add_test_file(root: Path, records: list[dict]) -> None:
+    """data/test/test.jsonl as data.test, added to ingest's deps as the README says."""
+    (root / "data" / "test").mkdir(parents=True, exist_ok=True)
+    (root / "data/test/test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["data"]["test"] = "data/test/test.jsonl"
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())
+    stages["stages"]["ingest"]["deps"].append("${data.test}")
+    (root / "dvc.yaml").write_text(yaml.safe_dump(stages, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory, shared_data, embedded_available):
+    """The whole pipeline with the embedded model: 12 pool samples, 4 test samples."""
+    records = p3_records(shared_data, SHORT_P3[:4], 4)
+    pool, test = [r for k, r in enumerate(records) if k % 4], records[::4]
+    root = make_project(
+        tmp_path_factory.mktemp("quality") / "repo", pool, {"dtype": "float32"},
+        selection={"budget": 0.5}, finetune={"epochs": 1, "batch_size": 4},
+        evaluate={"max_new_tokens": 8},
+    )
+    add_test_file(root, test)
+    commit(root, "test set")
+    done = sh("dvc", "repro", cwd=root)
+    return root, done.stdout, test
+
+
+def test_repro_runs_finetune_and_evaluate_with_the_real_model(real_run):
+    root, stdout, test = real_run
+    for stage in ("finetune", "evaluate_initial", "evaluate"):
+        assert f"Running stage '{stage}'" in stdout
+    train = metrics(root, "train")
+    assert train["n_samples"] == 6 and train["steps"] == 2  # 50 % of 12, batches of 4
+    assert (root / "models/adapter/adapter_config.json").is_file()
+    result, initial = metrics(root, "eval"), metrics(root, "eval_initial")
+    assert set(result) == {"finetuned", "icl", "subset"} and set(initial) == {"initial"}
+    assert result["subset"] == {"method": "delift", "budget": 0.5, "n_train": 6}
+    for block in (result["finetuned"], result["icl"], initial["initial"]):
+        assert block["n"] == 4 and block["nll"] > 0 and 0 <= block["rouge_l"] <= 100
+        assert -1 <= block["cosine"] <= 1
+    assert result["finetuned"]["nll"] != initial["initial"]["nll"]  # the adapter changed the model
+    assert (root / "metrics/eval.json").stat().st_mode & 0o044  # readable like any output file
+
+
+def test_per_sample_outputs_and_icl_examples_come_from_the_subset(real_run):
+    root, _, test = real_run
+    rows = read_csv(root / "plots/eval_samples.csv")
+    assert len(rows) == 4 and set(rows[0]) >= {"id", "finetuned_rouge_l", "icl_nll"}
+    subset = {json.loads(line)["prompt"] for line in (root / "data/selected/train.jsonl").open()}
+    generations = [json.loads(line) for line in (root / "metrics/generations.jsonl").open()]
+    assert len(generations) == 4 and all("finetuned" in g and "icl" in g for g in generations)
+    from delift_dvc.data.samples import load_samples
+
+    by_id = {s.id: s.prompt for s in load_samples(root / "data/prepared/train.jsonl")}
+    assert all(by_id[g["icl_example"]] in subset for g in generations)
+    test_ids = {s.id for s in load_samples(root / "data/prepared/test.jsonl")}
+    assert len(test_ids) == 4 and not test_ids & set(by_id)  # the test set never enters the pool
+
+
+def test_second_repro_runs_nothing(real_run):
+    root, _, _ = real_run
+    commit(root, "run 1")
+    assert "Running stage" not in sh("dvc", "repro", cwd=root).stdout
+
+
+def test_holdout_split_is_by_content_and_stable_as_data_grows(tmp_path):
+    from delift_dvc.config import DataParams, Params
+    from delift_dvc.data.split import held_out
+    from delift_dvc.stages.ingest import run_ingest
+    from delift_dvc.data.samples import load_samples
+
+    records = [{"prompt": f"question {k}", "completion": f"answer {k}"} for k in range(200)]
+    data = tmp_path / "raw.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records[:150]))
+    params = Params(data=DataParams(train=str(data), holdout=0.2, prepared=str(tmp_path / "prep")))
+    summary = run_ingest(params)
+    test_v1 = {s.id for s in load_samples(tmp_path / "prep/test.jsonl")}
+    assert summary["n_test"] == len(test_v1) and 15 <= len(test_v1) <= 45
+    assert summary["n_samples"] + summary["n_test"] == 150
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))  # the data set grows
+    run_ingest(params)
+    test_v2 = {s.id for s in load_samples(tmp_path / "prep/test.jsonl")}
+    pool_v2 = {s.id for s in load_samples(tmp_path / "prep/train.jsonl")}
+    assert test_v1 <= test_v2 and not test_v2 & pool_v2
+    assert all(held_out(i, 0.2, 0) for i in test_v2)
+    assert {s for s in test_v2 if not held_out(s, 0.2, 1)}  # another salt gives another split
+
+
+def test_a_test_file_removes_its_samples_from_the_pool(tmp_path):
+    from delift_dvc.config import DataParams, Params
+    from delift_dvc.stages.ingest import run_ingest
+
+    rows = [{"prompt": f"q{k}", "completion": f"a{k}"} for k in range(10)]
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:3]))
+    params = Params(data=DataParams(train=str(tmp_path / "train.jsonl"), test=str(tmp_path / "test.jsonl"),
+                                    prepared=str(tmp_path / "prep")))
+    assert run_ingest(params) == {"n_records": 10, "n_duplicates": 0, "n_samples": 7, "n_test": 3}
+
+
+def test_evaluate_without_a_test_set_is_a_one_line_error(tmp_path):
+    rows = [{"prompt": f"q{k}", "completion": f"a{k}"} for k in range(5)]
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "params.yaml").write_text("data:\n  train: data/train.jsonl\n  holdout: 0.0\n")
+    sh("delift-dvc", "ingest", cwd=tmp_path)
+    done = sh("delift-dvc", "evaluate", "--initial", cwd=tmp_path, check=False)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: data/prepared/test.jsonl: no test set")
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("text, key", [
+    ("finetune:\n  lora_targets: q_proj\n", "finetune.lora_targets"),
+    ("finetune:\n  epochs: 0\n", "finetune.epochs"),
+    ("finetune:\n  learning_rate: -1\n", "finetune.learning_rate"),
+    ("evaluate:\n  max_new_tokens: 0\n", "evaluate.max_new_tokens"),
+    ("evaluate:\n  beams: 2\n", "evaluate.beams"),
+    ("data:\n  holdout: 1.5\n", "data.holdout"),
+])
+def test_bad_quality_params_name_the_key(tmp_path, text, key):
+    (tmp_path / "params.yaml").write_text(text)
+    done = sh("delift-dvc", "finetune", cwd=tmp_path, check=False)
+    assert done.returncode == 2 and key in done.stderr and "Traceback" not in done.stderr
+
+
+# -- the comparison grid, with the tiny random model (mechanics, not quality) ----------------------
+@pytest.fixture(scope="module")
+def grid_run(tmp_path_factory, shared_data, tiny_model_dir):
+    records = p3_records(shared_data, SHORT_P3[:3], 6)
+    root = make_project(
+        tmp_path_factory.mktemp("grid") / "repo", records, {"model": str(tiny_model_dir), "dtype": "float32"},
+        data={"holdout": 0.25}, finetune={"epochs": 1, "batch_size": 4},
+        evaluate={"max_new_tokens": 4},
+    )
+    sh("dvc", "repro", cwd=root)
+    commit(root, "baseline run")
+    params_before = (root / "params.yaml").read_bytes()
+    done = sh("delift-dvc", "compare", "--methods", "delift,random,full", "--budgets", "0.5",
+              "--seeds", "0,1", cwd=root)
+    return root, done.stdout, params_before
+
+
+def test_compare_runs_the_grid_as_experiments(grid_run):
+    root, stdout, params_before = grid_run
+    rows = read_csv(root / "reports/compare.csv")
+    runs = {(r["method"], r["budget"], r["seed"]) for r in rows if r["method"] != "initial"}
+    assert runs == {("delift", "0.5", "0"), ("full", "1.0", "0"), ("random", "0.5", "0"),
+                    ("random", "0.5", "1")}
+    assert sum(r["method"] == "initial" for r in rows) == 1
+    assert {r["variant"] for r in rows} == {"initial", "finetuned", "icl"}
+    assert (root / "params.yaml").read_bytes() == params_before  # restored after the sweep
+    exps = sh("dvc", "exp", "list", "--name-only", cwd=root).stdout.split()
+    assert len(exps) == 4
+    for name in ("compare.md", "compare.png", "quality_vs_budget.csv"):
+        assert (root / "reports" / name).stat().st_size > 0
+    assert "| random | 0.5 |" in stdout and "±" in stdout
+    curves = read_csv(root / "reports/quality_vs_budget.csv")
+    assert [r["budget"] for r in curves] == ["0.5"] and curves[0]["delift_se_finetuned"] == ""
+    plots = json.loads(sh("dvc", "plots", "show", "--json", cwd=root).stdout)
+    assert "reports/quality_vs_budget.csv" in plots["data"]
+
+
+def test_compare_resumes_and_skips_finished_runs(grid_run):
+    root, _, _ = grid_run
+    done = sh("delift-dvc", "compare", "--methods", "delift,random", "--budgets", "0.5",
+              "--seeds", "0,1", cwd=root)
+    assert "3 runs, 3 already in" in done.stdout
+
+
+def test_summary_mean_and_spread_by_hand():
+    from delift_dvc.quality.compare import markdown, summarize
+
+    def row(method, budget, seed, rouge):
+        return {"method": method, "budget": budget, "seed": seed, "n_train": "3", "variant": "finetuned",
+                "nll": "1.0", "rouge_l": rouge, "cosine": "0.5"}
+
+    summary = summarize([row("random", "0.3", "0", "10"), row("random", "0.3", "1", "20"),
+                         row("delift", "0.3", "0", "30")])
+    by = {e["method"]: e for e in summary}
+    assert by["random"]["rouge_l"] == 15.0 and by["random"]["rouge_l_sd"] == pytest.approx(7.0710678)
+    assert by["delift"]["rouge_l_sd"] == 0.0 and by["random"]["runs"] == 2
+    assert "| random | 0.3 | 3 | finetuned | 2 | 15.00 ± 7.07 | 0.500 ± 0.000 | 1.000 ± 0.000 |" in markdown(summary)
+
+
+def test_grid_composition_and_unknown_method():
+    from delift_dvc.quality.compare import grid
+    from delift_dvc.errors import InputError
+
+    runs = grid(["delift", "random", "full"], [0.1, 0.3], [0, 1, 2])
+    assert len(runs) == 2 + 6 + 1
+    with pytest.raises(InputError, match="unknown method 'best'"):
+        grid(["best"], [0.3], [0])

@@ -1,0 +1,181 @@
+"""The scorer against hand-computed values and an independent, slow re-implementation."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from delift_dvc.errors import InputError
+from delift_dvc.utility.scorer import Scorer, distance_from_probs
+from delift_dvc.utility.layout import NO_EXAMPLE_TEMPLATE, ONE_EXAMPLE_TEMPLATE
+
+from tests.conftest import SHORT_P3, p3_records
+
+
+def sample(prompt: str, response: str):
+    return SimpleNamespace(prompt=prompt, response=response)
+
+
+def test_distance_from_probs_by_hand():
+    assert distance_from_probs(np.array([1.0, 1.0])) == 0.0
+    assert distance_from_probs(np.array([0.0])) == 1.0
+    assert distance_from_probs(np.array([0.5, 1.0, 0.0])) == pytest.approx(np.sqrt(1.25 / 3))
+
+
+def test_uniform_model_gives_one_minus_one_over_vocab(tiny_model_dir, tmp_path):
+    """With the final norm zeroed, every logit is 0: p = 1/V at every position, d = 1 - 1/V."""
+    from transformers import LlamaForCausalLM
+
+    model = LlamaForCausalLM.from_pretrained(tiny_model_dir)
+    with torch.no_grad():
+        model.model.norm.weight.zero_()
+    folder = tmp_path / "uniform"
+    model.save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (folder / name).write_bytes((tiny_model_dir / name).read_bytes())
+    scorer = Scorer(str(folder), dtype="float32")
+    vocab = model.config.vocab_size
+    items = [sample("Say yes.", "yes"), sample("Write a long answer please.", "one two three four five")]
+    expected = 1.0 - 1.0 / vocab
+    assert scorer.baseline(items) == pytest.approx([expected, expected], abs=1e-6)
+    assert scorer.pairwise(items, items) == pytest.approx(np.full((2, 2), expected), abs=1e-6)
+
+
+def reference_distance(tokenizer, model, target, example) -> float:
+    """One sequence at a time, full-vocabulary logits, an explicit loop over scored tokens.
+
+    Pieces tokenised separately, as the scorer defines: template head, example block
+    (example prompt + between + example response), middle, query (prompt + tail)."""
+    def tok(text):
+        return tokenizer(text, add_special_tokens=False).input_ids
+
+    if example is None:
+        head, tail = NO_EXAMPLE_TEMPLATE.split("{prompt}")
+        prompt_tokens = tok(head) + tok(target.prompt + tail)
+    else:
+        head, rest = ONE_EXAMPLE_TEMPLATE.split("{example_prompt}")
+        between, rest = rest.split("{example_response}")
+        middle, tail = rest.split("{prompt}")
+        block = example.prompt + between + example.response
+        prompt_tokens = tok(head) + tok(block) + tok(middle) + tok(target.prompt + tail)
+    eos = tokenizer.eos_token_id
+    response = tok(target.response) + [eos]
+    tokens = prompt_tokens + [eos] + response
+    with torch.no_grad():
+        logits = model(torch.tensor([tokens])).logits[0].double()
+    probs = torch.softmax(logits, dim=-1)
+    total = 0.0
+    first = len(tokens) - len(response)
+    for t in range(first, len(tokens)):
+        p = probs[t - 1, tokens[t]].item()
+        total += (1.0 - p) ** 2
+    return (total / len(response)) ** 0.5
+
+
+@pytest.fixture(scope="module")
+def real_samples(shared_data):
+    from delift_dvc.data.samples import to_sample
+
+    records = p3_records(shared_data, SHORT_P3, 1)
+    return [to_sample(r, f"p3:{k}") for k, r in enumerate(records)]
+
+
+def test_batched_scorer_matches_slow_reference_on_real_model(real_scorer_f32, real_samples):
+    scorer = real_scorer_f32
+    assert len(real_samples) >= 8
+    d0 = scorer.baseline(real_samples)
+    d = scorer.pairwise(real_samples, real_samples)
+    tokenizer, model = scorer._tokenizer, scorer._model
+    for i, target in enumerate(real_samples):
+        assert d0[i] == pytest.approx(reference_distance(tokenizer, model, target, None), abs=1e-5)
+        for j in (i, (i + 3) % len(real_samples)):
+            ref = reference_distance(tokenizer, model, target, real_samples[j])
+            assert d[i, j] == pytest.approx(ref, abs=1e-5)
+    assert np.all((d >= 0) & (d <= 1))
+
+
+def test_padding_does_not_change_numbers(real_scorer_f32, real_samples):
+    scorer = real_scorer_f32
+    pairs = [(i, (i * 5) % len(real_samples)) for i in range(len(real_samples))]
+    together = scorer.score_pairs(real_samples, real_samples, pairs)
+    alone = [scorer.score_pairs(real_samples, real_samples, [p])[0] for p in pairs]
+    assert together == pytest.approx(alone, abs=1e-5)
+
+
+def test_truncation_cuts_the_example_then_the_prompt(tiny_model_dir):
+    scorer = Scorer(str(tiny_model_dir), dtype="float32", max_length=64)
+    target = sample("Short question?", "Short answer.")
+    example = sample("word " * 200, "an example answer")
+    full = Scorer(str(tiny_model_dir), dtype="float32", max_length=4096)
+    long_enc, short_enc = full.encode(target, example), scorer.encode(target, example)
+    assert len(short_enc.tokens) == 64
+    assert short_enc.tokens[-14:] == long_enc.tokens[-14:]  # target prompt + response intact
+    assert short_enc.n_scored == long_enc.n_scored
+    long_target = sample("ask " * 300, "Short answer.")
+    enc = scorer.encode(long_target, None)
+    assert len(enc.tokens) == 64 and enc.n_scored == full.encode(long_target, None).n_scored
+    assert np.isfinite(scorer.score_pairs([target, long_target], [example], [(0, 0), (1, None)])).all()
+
+
+def test_response_overflow_is_an_error_or_truncated(tiny_model_dir):
+    target = sample("Q?", "answer " * 100)
+    with pytest.raises(InputError, match="max_length"):
+        Scorer(str(tiny_model_dir), dtype="float32", max_length=32).encode(target, None)
+    scorer = Scorer(str(tiny_model_dir), dtype="float32", max_length=32, overflow="truncate")
+    enc = scorer.encode(target, None)
+    assert len(enc.tokens) == 32
+    value = scorer.baseline([target])[0]
+    assert 0.0 <= value <= 1.0
+
+
+def test_fingerprint_covers_what_changes_numbers(tiny_model_dir):
+    base = Scorer(str(tiny_model_dir), dtype="float32")
+    same = Scorer(str(tiny_model_dir), dtype="float32", batch_tokens=100, progress=True)
+    assert base.fingerprint == same.fingerprint
+    others = [
+        Scorer(str(tiny_model_dir), dtype="bfloat16"),
+        Scorer(str(tiny_model_dir), dtype="float32", max_length=512),
+        Scorer(str(tiny_model_dir), dtype="float32", template="Q: {prompt}\nA:"),
+        Scorer(str(tiny_model_dir), dtype="float32",
+               example_template="{example_prompt} {example_response}\n{prompt}"),
+    ]
+    assert len({base.fingerprint, *[o.fingerprint for o in others]}) == 5
+
+
+@pytest.mark.parametrize(
+    "kwargs, key",
+    [
+        ({"template": "no field"}, "scoring.template"),
+        ({"example_template": "{prompt} {example_prompt}"}, "scoring.example_template"),
+        ({"dtype": "int8"}, "dtype"),
+        ({"overflow": "drop"}, "scoring.overflow"),
+        ({"max_length": 2}, "scoring.max_length"),
+    ],
+)
+def test_bad_scorer_params_name_the_key(tiny_model_dir, kwargs, key):
+    with pytest.raises(InputError, match=key):
+        Scorer(str(tiny_model_dir), **kwargs)
+
+
+def test_missing_model_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(InputError, match="no weight files"):
+        Scorer(str(tmp_path))
+
+
+def test_prefix_reuse_equals_plain_path_on_real_model(real_samples):
+    """Shared example prefixes computed once: same numbers as full sequences (float32),
+    with mixed lengths, a truncated example (falls back to the plain path) and d0 mixed in."""
+    plain = Scorer(dtype="float32", max_length=160)
+    reuse = Scorer(dtype="float32", max_length=160, prefix_reuse=True)
+    n = len(real_samples)
+    pairs = [(i, j) for j in range(3) for i in range(n)] + [(i, None) for i in range(3)]
+    encoded = [plain.encode(real_samples[i], None if j is None else real_samples[j]) for i, j in pairs]
+    assert any(e.prefix == 0 for e, (_, j) in zip(encoded, pairs) if j is not None), "need a truncated case"
+    assert any(e.prefix > 0 for e in encoded)
+    expected = plain.score_pairs(real_samples, real_samples, pairs)
+    got = reuse.score_pairs(real_samples, real_samples, pairs)
+    assert got == pytest.approx(expected, abs=1e-5)
+    assert reuse.stats["sequences"] == len(pairs) and reuse.fingerprint == plain.fingerprint
