@@ -89,15 +89,16 @@ def boolean(value: Any, key: str) -> bool:
 
 def choice(allowed: tuple[str, ...]) -> Check:
     def check(value: Any, key: str) -> str:
-        if value not in allowed:
+        if not isinstance(value, str) or value not in allowed:
             raise _bad(key, value, f"one of {', '.join(allowed)}")
         return value
 
+    check.allowed = allowed  # the enum, for the CLI's choices and the tests
     return check
 
 
 def names(value: Any, key: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) and v for v in value):
         raise _bad(key, value, "a non-empty list of names")
     return tuple(value)
 
@@ -125,10 +126,16 @@ def optional_model(value: Any, key: str) -> str | None:
     return None if value is None else text(value, key)
 
 
-def _key(default: Any, check: Check, *, factory: bool = False):
-    if factory:
-        return field(default_factory=default, metadata={"check": check})
+def _key(default: Any, check: Check):
     return field(default=default, metadata={"check": check})
+
+
+def allowed_values(section: str, key: str) -> tuple[str, ...] | None:
+    """The allowed values of an enum key (None for other keys)."""
+    for f in fields(SECTIONS[section]):
+        if f.name == key:
+            return getattr(f.metadata["check"], "allowed", None)
+    raise KeyError(f"{section}.{key}")
 
 
 # -- sections ----------------------------------------------------------------------------------

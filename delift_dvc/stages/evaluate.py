@@ -30,7 +30,6 @@ def run_evaluate(params: Params, initial: bool = False, reporter: Reporter | Non
     with the nearest subset sample as one-shot example) -> metrics/eval.json, per-sample scores
     to plots/eval_samples.csv and generations to metrics/generations.jsonl."""
     reporter = reporter or Reporter("evaluate", quiet=True)
-    ev = params.evaluate
     test = prepared_test(params)
     metrics_dir, plots_dir = Path(params.metrics), Path(params.plots)
     out = metrics_dir / ("eval_initial.json" if initial else "eval.json")

@@ -117,18 +117,6 @@ def write_segment(folder: Path, kind: str, table: pa.Table, name: str | None = N
         return final
     write_bytes(final, data.to_pybytes())
     return final
-    tmp = folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(folder)
-    return final
 
 
 def list_segments(folder: Path, kind: str) -> list[Path]:

@@ -11,13 +11,12 @@ import torch
 
 from delift_dvc.errors import InputError
 from delift_dvc.quality.evaluate import evaluate, generate, nearest_examples, rouge_l
-from delift_dvc.quality.finetune import encode_sample
+from delift_dvc.utility.layout import Layout
 from delift_dvc.data.samples import Sample, sample_id, to_sample
 from delift_dvc.utility.layout import NO_EXAMPLE_TEMPLATE
 
 from tests.conftest import SHORT_P3, p3_records
 
-HEAD = NO_EXAMPLE_TEMPLATE.split("{prompt}")[0]
 
 
 def make(prompt: str, response: str) -> Sample:
@@ -75,7 +74,7 @@ def test_nll_matches_a_manual_computation(tiny):
 
     total, count, per_sample = 0.0, 0, []
     for s in TEST:
-        context = tok(HEAD) + tok(s.prompt + "\n") + [eos]
+        context = tok(NO_EXAMPLE_TEMPLATE.format(prompt=s.prompt)) + [eos]  # the whole text, once
         tokens = context + tok(s.response) + [eos]
         with torch.no_grad():
             logp = torch.log_softmax(model(input_ids=torch.tensor([tokens])).logits[0].double(), -1)
@@ -103,7 +102,7 @@ def test_uniform_model_gives_log_vocab(tiny):
 def test_batched_generation_equals_one_at_a_time(tiny):
     tokenizer, model = tiny()
     eos = tokenizer.eos_token_id
-    contexts = [encode_sample(tokenizer, s.prompt, None, 256)[0] for s in TEST]
+    contexts = [Layout(tokenizer, max_length=256).encode(s.prompt, None).context for s in TEST]
     assert len({len(c) for c in contexts}) > 2  # the batches do need padding
     single = generate(model, contexts, eos, max_new_tokens=12, batch_size=1)
     batched = generate(model, contexts, eos, max_new_tokens=12, batch_size=4)
@@ -164,9 +163,9 @@ def test_icl_picks_the_most_similar_example(tiny, tiny_model_dir, real_embedder)
     # the ICL sequences are the scorer's one-example sequences
     scorer = Scorer(str(tiny_model_dir), dtype="float32", device="cpu", max_length=1024)
     for target, example in zip(test, examples):
-        context, response = encode_sample(tokenizer, target.prompt, target.response, 1024,
-                                          example=(example.prompt, example.response))
-        assert context + response == scorer.encode(target, example).tokens
+        e = Layout(tokenizer, max_length=1024).encode(target.prompt, target.response,
+                                                      (example.prompt, example.response))
+        assert e.tokens == scorer.encode(target, example).tokens
 
 
 def test_real_model_on_real_samples(shared_data, embedded_available, real_embedder):

@@ -13,14 +13,14 @@ from delift_dvc.quality.finetune import (
     IGNORE,
     FinetuneConfig,
     collate,
-    encode_sample,
+    encode_samples,
     finetune,
     load_finetuned,
     save_adapter,
     train_adapter,
 )
 from delift_dvc.data.samples import Sample, sample_id
-from delift_dvc.utility.layout import NO_EXAMPLE_TEMPLATE
+from delift_dvc.utility.layout import NO_EXAMPLE_TEMPLATE, Layout, Templates
 
 HEAD = NO_EXAMPLE_TEMPLATE.split("{prompt}")[0]
 
@@ -64,7 +64,7 @@ def test_same_seed_gives_identical_adapters(two_runs):
 
 def test_saved_adapter_reloads_to_same_outputs(tiny, tiny_model_dir, tmp_path):
     tokenizer, base = tiny()
-    ids = torch.tensor([sum(encode_sample(tokenizer, "What is 3 plus 3?", "6", 64), [])])
+    ids = torch.tensor([Layout(tokenizer, max_length=64).encode("What is 3 plus 3?", "6").tokens])
     with torch.no_grad():
         before = base(input_ids=ids).logits.clone()
     peft_model, log = train_adapter(tokenizer, base, SAMPLES, CONFIG, progress=False)
@@ -87,14 +87,14 @@ def test_encoding_layout_and_loss_mask(tiny):
         return tokenizer(text, add_special_tokens=False).input_ids
 
     pairs = [("Say hi.", "Hi there, friend!"), ("Name three colours of the rainbow, please.", "Red.")]
-    encoded = [encode_sample(tokenizer, p, r, 128) for p, r in pairs]
-    for (p, r), (context, target) in zip(pairs, encoded):
-        assert context == tok(HEAD) + tok(p + "\n") + [eos]
-        assert target == tok(r) + [eos]
+    encoded = encode_samples(Layout(tokenizer, max_length=128), [make(p, r) for p, r in pairs])
+    for (p, r), e in zip(pairs, encoded):
+        assert e.context == tok(NO_EXAMPLE_TEMPLATE.format(prompt=p)) + [eos]  # the whole text, once
+        assert e.target == tok(r) + [eos]
     batch = collate(encoded, pad_id=eos)
-    width = max(len(c) + len(t) for c, t in encoded)
+    width = max(len(e.tokens) for e in encoded)
     assert batch["input_ids"].shape == batch["labels"].shape == (2, width)
-    for row, (context, target) in enumerate(encoded):
+    for row, (context, target) in enumerate((e.context, e.target) for e in encoded):
         n = len(context) + len(target)
         labels = batch["labels"][row].tolist()
         for pos in range(width):
@@ -106,35 +106,40 @@ def test_encoding_layout_and_loss_mask(tiny):
         assert batch["input_ids"][row, :n].tolist() == context + target
 
 
-def test_layout_matches_the_scorer(tiny_model_dir, tiny):
+@pytest.mark.parametrize("template", [NO_EXAMPLE_TEMPLATE, "Q: {prompt}\nA:"])
+def test_layout_matches_the_scorer(tiny_model_dir, tiny, template):
+    """Training sequences are the scorer's, custom templates included."""
     from delift_dvc.utility.scorer import Scorer
 
     tokenizer, _ = tiny()
-    scorer = Scorer(str(tiny_model_dir), dtype="float32", device="cpu", max_length=40)
-    for sample in SAMPLES[:2] + [make("word " * 60, "The end.")]:
-        context, target = encode_sample(tokenizer, sample.prompt, sample.response, 40)
-        encoded = scorer.encode(sample, None)
-        assert context + target == encoded.tokens and len(target) == encoded.n_scored
+    scorer = Scorer(str(tiny_model_dir), dtype="float32", device="cpu", max_length=40, template=template)
+    samples = SAMPLES[:2] + [make("word " * 60, "The end.")]
+    encoded = encode_samples(Layout(tokenizer, Templates(no_example=template), 40), samples)
+    for sample, e in zip(samples, encoded):
+        assert e.tokens == scorer.encode(sample, None).tokens and e.n_scored == scorer.encode(sample, None).n_scored
 
 
 def test_truncation_keeps_the_response(tiny):
     tokenizer, _ = tiny()
     eos = tokenizer.eos_token_id
     response = "Keep all of this response."
-    context, target = encode_sample(tokenizer, "many words " * 50, response, 48)
+    e = Layout(tokenizer, max_length=48).encode("many words " * 50, response)
+    context, target = e.context, e.target
     assert len(context) + len(target) == 48
     assert target == tokenizer(response, add_special_tokens=False).input_ids + [eos]
     head = tokenizer(HEAD, add_special_tokens=False).input_ids
     assert context[: len(head)] == head and context[-1] == eos
     with pytest.raises(InputError, match="does not fit"):
-        encode_sample(tokenizer, "q", "long response " * 40, 48)
+        Layout(tokenizer, max_length=48).encode("q", "long response " * 40)
 
 
-def test_empty_samples_and_bad_config(tiny_model_dir, tmp_path):
-    with pytest.raises(InputError, match="no training samples"):
-        finetune(str(tiny_model_dir), [], tmp_path / "a", CONFIG, progress=False)
-    with pytest.raises(InputError, match="epochs"):
-        finetune(str(tiny_model_dir), SAMPLES, tmp_path / "a", FinetuneConfig(epochs=0), progress=False)
+def test_no_samples_saves_the_untrained_adapter(tiny_model_dir, tmp_path):
+    result = finetune(str(tiny_model_dir), [], tmp_path / "a", CONFIG, progress=False)
+    assert result["steps"] == 0 and result["first_loss"] is None
+    assert (tmp_path / "a" / "adapter_config.json").is_file()
+
+
+def test_bad_config(tiny_model_dir, tmp_path):
     with pytest.raises(InputError, match="lora_targets"):
         finetune(str(tiny_model_dir), SAMPLES, tmp_path / "a",
                  FinetuneConfig(lora_targets=("no_such_proj",), device="cpu"), progress=False)

@@ -58,7 +58,7 @@ def run_version(params: Params, records: list[dict]) -> dict:
     Path(params.data.train).parent.mkdir(parents=True, exist_ok=True)
     Path(params.data.train).write_text("".join(json.dumps(r) + "\n" for r in records))
     run_ingest(params)
-    metrics = run_score(params, progress=False)
+    metrics = run_score(params)
     record = json.loads((Path(params.data.selected) / "selection.json").read_text())
     return {**metrics, "record": record}
 

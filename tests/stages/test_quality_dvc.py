@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tests.conftest import SHORT_P3, p3_records
-from tests.stages.test_pipeline_dvc import commit, make_project, metrics, sh
+from tests.helpers.projects import commit, make_project, metrics, sh
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -55,7 +55,8 @@ def test_repro_runs_finetune_and_evaluate_with_the_real_model(real_run):
     assert train["n_samples"] == 6 and train["steps"] == 2  # 50 % of 12, batches of 4
     assert (root / "models/adapter/adapter_config.json").is_file()
     result, initial = metrics(root, "eval"), metrics(root, "eval_initial")
-    assert set(result) == {"finetuned", "icl", "subset"} and set(initial) == {"initial"}
+    assert set(result) == {"finetuned", "icl", "subset", "n_test"} and set(initial) == {"initial", "n_test"}
+    assert result["n_test"] == initial["n_test"] == len(test)
     assert result["subset"] == {"method": "delift", "budget": 0.5, "n_train": 6}
     for block in (result["finetuned"], result["icl"], initial["initial"]):
         assert block["n"] == 4 and block["nll"] > 0 and 0 <= block["rouge_l"] <= 100
@@ -120,18 +121,6 @@ def test_a_test_file_removes_its_samples_from_the_pool(tmp_path):
     assert run_ingest(params) == {"n_records": 10, "n_duplicates": 0, "n_samples": 7, "n_test": 3}
 
 
-def test_evaluate_without_a_test_set_is_a_one_line_error(tmp_path):
-    rows = [{"prompt": f"q{k}", "completion": f"a{k}"} for k in range(5)]
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data/train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (tmp_path / "params.yaml").write_text("data:\n  train: data/train.jsonl\n  holdout: 0.0\n")
-    sh("delift-dvc", "ingest", cwd=tmp_path)
-    done = sh("delift-dvc", "evaluate", "--initial", cwd=tmp_path, check=False)
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert done.stderr.startswith("error: data/prepared/test.jsonl: no test set")
-    assert len(done.stderr.strip().splitlines()) == 1
-
-
 @pytest.mark.parametrize("text, key", [
     ("finetune:\n  lora_targets: q_proj\n", "finetune.lora_targets"),
     ("finetune:\n  epochs: 0\n", "finetune.epochs"),
@@ -179,8 +168,8 @@ def test_compare_runs_the_grid_as_experiments(grid_run):
     assert "| random | 0.5 |" in stdout and "±" in stdout
     curves = read_csv(root / "reports/quality_vs_budget.csv")
     assert [r["budget"] for r in curves] == ["0.5"] and curves[0]["delift_se_finetuned"] == ""
-    plots = json.loads(sh("dvc", "plots", "show", "--json", cwd=root).stdout)
-    assert "reports/quality_vs_budget.csv" in plots["data"]
+    plots = json.loads(sh("dvc", "plots", "show", "--json", "reports/quality_vs_budget.csv", cwd=root).stdout)
+    assert "reports/quality_vs_budget.csv" in plots["data"] and not plots.get("errors")
 
 
 def test_compare_resumes_and_skips_finished_runs(grid_run):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -9,7 +10,8 @@ import pytest
 import torch
 
 from delift_dvc.errors import InputError
-from delift_dvc.utility.scorer import Scorer, distance_from_probs
+from delift_dvc.utility import models
+from delift_dvc.utility.scorer import DISTANCE_VERSION, Scorer, distance_from_probs
 from delift_dvc.utility.layout import NO_EXAMPLE_TEMPLATE, ONE_EXAMPLE_TEMPLATE
 
 from tests.conftest import SHORT_P3, p3_records
@@ -44,35 +46,50 @@ def test_uniform_model_gives_one_minus_one_over_vocab(tiny_model_dir, tmp_path):
     assert scorer.pairwise(items, items) == pytest.approx(np.full((2, 2), expected), abs=1e-6)
 
 
-def reference_distance(tokenizer, model, target, example) -> float:
-    """One sequence at a time, full-vocabulary logits, an explicit loop over scored tokens.
+def reference_tokens(tokenizer, target, example, max_length: int = 10**9) -> tuple[list[int], int]:
+    """(tokens, n_scored) as DESIGN.md defines them, written from the definition alone: format the
+    whole text with str.format, tokenise it once, then eos, the response's own tokens and eos.
 
-    Pieces tokenised separately, as the scorer defines: template head, example block
-    (example prompt + between + example response), middle, query (prompt + tail)."""
-    def tok(text):
-        return tokenizer(text, add_special_tokens=False).input_ids
-
-    if example is None:
-        head, tail = NO_EXAMPLE_TEMPLATE.split("{prompt}")
-        prompt_tokens = tok(head) + tok(target.prompt + tail)
-    else:
-        head, rest = ONE_EXAMPLE_TEMPLATE.split("{example_prompt}")
-        between, rest = rest.split("{example_response}")
-        middle, tail = rest.split("{prompt}")
-        block = example.prompt + between + example.response
-        prompt_tokens = tok(head) + tok(block) + tok(middle) + tok(target.prompt + tail)
+    Over max_length, the example is cut where its last E excess tokens (of the whole text's
+    tokenisation) begin, and the text is tokenised again, until it fits."""
     eos = tokenizer.eos_token_id
-    response = tok(target.response) + [eos]
-    tokens = prompt_tokens + [eos] + response
+    response = tokenizer.encode(target.response, add_special_tokens=False) + [eos]
+    if example is None:
+        text = NO_EXAMPLE_TEMPLATE.format(prompt=target.prompt)
+        return tokenizer.encode(text, add_special_tokens=False) + [eos] + response, len(response)
+    text = ONE_EXAMPLE_TEMPLATE.format(example_prompt=example.prompt, example_response=example.response,
+                                       prompt=target.prompt)
+    start = ONE_EXAMPLE_TEMPLATE.index("{example_prompt}")  # the example's text is [start, end)
+    end = start + len(example.prompt) + 1 + len(example.response)  # "{example_prompt}\n{example_response}"
+    assert text[start:end] == example.prompt + "\n" + example.response
+    while True:
+        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        excess = len(enc.input_ids) + 1 + len(response) - max_length
+        if excess <= 0:
+            return list(enc.input_ids) + [eos] + response, len(response)
+        starts = [s for s, _ in enc.offset_mapping if start <= s < end]
+        assert starts, "the reference only cuts examples"
+        cut = starts[-excess] if excess <= len(starts) else start
+        text, end = text[:cut] + text[end:], cut
+
+
+def reference_distance(tokenizer, model, target, example, max_length: int = 10**9) -> float:
+    """One sequence at a time, full-vocabulary logits, an explicit loop over the scored tokens."""
+    tokens, n_scored = reference_tokens(tokenizer, target, example, max_length)
     with torch.no_grad():
         logits = model(torch.tensor([tokens])).logits[0].double()
     probs = torch.softmax(logits, dim=-1)
     total = 0.0
-    first = len(tokens) - len(response)
-    for t in range(first, len(tokens)):
+    for t in range(len(tokens) - n_scored, len(tokens)):
         p = probs[t - 1, tokens[t]].item()
         total += (1.0 - p) ** 2
-    return (total / len(response)) ** 0.5
+    return (total / n_scored) ** 0.5
+
+
+# prompts that start with a digit, punctuation and a non-ASCII letter (folder, template, line)
+SPECIAL_P3 = [("p3", "rotten_tomatoes_Reviewer_Enjoyment", 108), ("p3", "ag_news_classify_with_choices", 200),
+              ("p3", "glue_qqp_duplicate_or_not", 49),
+              ("p3_t0", "dbpedia_14_given_list_what_category_does_the_paragraph_belong_to", 34)]
 
 
 @pytest.fixture(scope="module")
@@ -80,21 +97,62 @@ def real_samples(shared_data):
     from delift_dvc.data.samples import to_sample
 
     records = p3_records(shared_data, SHORT_P3, 1)
+    for folder, name, line in SPECIAL_P3:
+        with open(shared_data / folder / f"{name}.jsonl", encoding="utf-8") as handle:
+            records.append(json.loads(handle.readlines()[line - 1]))
     return [to_sample(r, f"p3:{k}") for k, r in enumerate(records)]
 
 
-def test_batched_scorer_matches_slow_reference_on_real_model(real_scorer_f32, real_samples):
+@pytest.fixture(scope="module")
+def reference_tokenizer(embedded_available):
+    """The embedded model's tokenizer, loaded on its own (not through the scorer)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(models.dequantised_folder(models.resolve_model(None)))
+
+
+def test_real_samples_cover_the_hard_starts(real_samples):
+    firsts = [s.prompt[0] for s in real_samples]
+    assert any(c.isdigit() for c in firsts)
+    assert any(not c.isalnum() and not c.isspace() for c in firsts)
+    assert any(ord(c) > 127 and c.isalpha() for c in firsts)
+    assert len(real_samples) >= 12
+
+
+def test_scorer_sequences_are_the_whole_text_tokens(real_scorer_f32, real_samples, reference_tokenizer):
+    """Token for token: the scorer's sequences equal the definition's, d0 and pairs."""
+    n = len(real_samples)
+    for i, target in enumerate(real_samples):
+        for example in (None, real_samples[(i + 1) % n], target):
+            tokens, n_scored = reference_tokens(reference_tokenizer, target, example)
+            enc = real_scorer_f32.encode(target, example)
+            assert enc.tokens == tokens and enc.n_scored == n_scored
+
+
+def test_scorer_matches_whole_text_reference_on_real_model(real_scorer_f32, real_samples, reference_tokenizer):
     scorer = real_scorer_f32
-    assert len(real_samples) >= 8
     d0 = scorer.baseline(real_samples)
     d = scorer.pairwise(real_samples, real_samples)
-    tokenizer, model = scorer._tokenizer, scorer._model
+    model = scorer.model
     for i, target in enumerate(real_samples):
-        assert d0[i] == pytest.approx(reference_distance(tokenizer, model, target, None), abs=1e-5)
+        assert d0[i] == pytest.approx(reference_distance(reference_tokenizer, model, target, None), abs=1e-5)
         for j in (i, (i + 3) % len(real_samples)):
-            ref = reference_distance(tokenizer, model, target, real_samples[j])
+            ref = reference_distance(reference_tokenizer, model, target, real_samples[j])
             assert d[i, j] == pytest.approx(ref, abs=1e-5)
     assert np.all((d >= 0) & (d <= 1))
+
+
+def test_truncated_example_matches_reference_on_real_model(real_samples, reference_tokenizer):
+    """A long example cut to fit max_length: same tokens and distance as the reference's cut."""
+    scorer = Scorer(dtype="float32", max_length=96)
+    target = min(real_samples, key=lambda s: len(s.prompt) + len(s.response))
+    example = max(real_samples, key=lambda s: len(s.prompt) + len(s.response))
+    enc = scorer.encode(target, example)
+    tokens, n_scored = reference_tokens(reference_tokenizer, target, example, max_length=96)
+    assert enc.truncated and len(enc.tokens) <= 96
+    assert enc.tokens == tokens and enc.n_scored == n_scored
+    got = scorer.score_pairs([target], [example], [(0, 0)])[0]
+    assert got == pytest.approx(reference_distance(reference_tokenizer, scorer.model, target, example, 96), abs=1e-5)
 
 
 def test_padding_does_not_change_numbers(real_scorer_f32, real_samples):
@@ -133,7 +191,7 @@ def test_response_overflow_is_an_error_or_truncated(tiny_model_dir):
 
 def test_fingerprint_covers_what_changes_numbers(tiny_model_dir):
     base = Scorer(str(tiny_model_dir), dtype="float32")
-    same = Scorer(str(tiny_model_dir), dtype="float32", batch_tokens=100, progress=True)
+    same = Scorer(str(tiny_model_dir), dtype="float32", batch_tokens=100, prefix_reuse=False, threads=1)
     assert base.fingerprint == same.fingerprint
     others = [
         Scorer(str(tiny_model_dir), dtype="bfloat16"),
@@ -143,6 +201,7 @@ def test_fingerprint_covers_what_changes_numbers(tiny_model_dir):
                example_template="{example_prompt} {example_response}\n{prompt}"),
     ]
     assert len({base.fingerprint, *[o.fingerprint for o in others]}) == 5
+    assert base.describe()["distance"] == DISTANCE_VERSION == "delift-l2/whole-text-v2"
 
 
 @pytest.mark.parametrize(
@@ -168,7 +227,7 @@ def test_missing_model_folder_is_a_clear_error(tmp_path):
 def test_prefix_reuse_equals_plain_path_on_real_model(real_samples):
     """Shared example prefixes computed once: same numbers as full sequences (float32),
     with mixed lengths, a truncated example (falls back to the plain path) and d0 mixed in."""
-    plain = Scorer(dtype="float32", max_length=160)
+    plain = Scorer(dtype="float32", max_length=160, prefix_reuse=False)
     reuse = Scorer(dtype="float32", max_length=160, prefix_reuse=True)
     n = len(real_samples)
     pairs = [(i, j) for j in range(3) for i in range(n)] + [(i, None) for i in range(3)]
