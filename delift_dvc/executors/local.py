@@ -22,5 +22,9 @@ class LocalExecutor:
                 self._worker = make_worker()
             yield item, self._worker(item, progress)
 
+    def describe(self) -> str:
+        """One line: where the work runs."""
+        return "this process"
+
     def close(self) -> None:
         self._worker = None

@@ -14,6 +14,7 @@ statistics off. With no address a private local Ray is started (and shut down by
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -46,7 +47,7 @@ class RayExecutor:
 
     def __init__(self, workers: int = 2, *, threads: int = 1, address: str | None = None,
                  use_gpu: bool = False, in_flight: int | None = None, retries: int = 2,
-                 name: Callable[[Any], str] = repr) -> None:
+                 name: Callable[[Any], str] = repr, on_start: Callable[[str], None] = lambda line: None) -> None:
         self.ray = import_ray()
         self.workers = workers
         self.threads = threads
@@ -55,9 +56,11 @@ class RayExecutor:
         self.in_flight = in_flight or 2 * workers
         self.retries = retries
         self.name = name
+        self.on_start = on_start
         self.started_here = False
         self.startup_seconds = 0.0
         self._actors: list = []
+        self._pids: list = []
         self._counter = None
 
     # -- cluster ------------------------------------------------------------------------------
@@ -69,17 +72,20 @@ class RayExecutor:
         quiet = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR",
                      configure_logging=True)
         try:
-            if self.address is None:
-                cpus = max(self.workers * self.threads, os.cpu_count() or 1)
-                ray.init(num_cpus=cpus, **quiet)
-                self.started_here = True
-            else:
-                ray.init(address=self.address, **{k: v for k, v in quiet.items() if k != "include_dashboard"})
+            with _stderr_to_devnull():  # Ray's C++ start-up warnings would break our one-line phases
+                if self.address is None:
+                    cpus = max(self.workers * self.threads, os.cpu_count() or 1)
+                    # a private Ray on this machine talks over loopback only
+                    ray.init(num_cpus=cpus, _node_ip_address="127.0.0.1", **quiet)
+                    self.started_here = True
+                else:
+                    ray.init(address=self.address, **{k: v for k, v in quiet.items() if k != "include_dashboard"})
         except Exception as exc:  # noqa: BLE001 - Ray raises many types when it cannot start
             where = self.address or "a local Ray"
             raise DeliftError(f"scoring.ray_address: cannot start or join {where} "
                               f"({type(exc).__name__}: {str(exc).splitlines()[0][:160]})") from None
         self.startup_seconds = time.perf_counter() - start
+        self.on_start(f"Ray ready in {self.startup_seconds:.1f} s")
 
     def _gpus(self) -> float:
         if not self.use_gpu:
@@ -87,8 +93,10 @@ class RayExecutor:
         return 1 if self.ray.cluster_resources().get("GPU", 0) >= 1 else 0
 
     def _new_actor(self, make_worker):
-        return _actor_class(self.ray).options(num_cpus=self.threads, num_gpus=self._gpus()).remote(
+        actor = _actor_class(self.ray).options(num_cpus=self.threads, num_gpus=self._gpus()).remote(
             make_worker, self.threads, self._counter)
+        self._pids.append((actor, actor.pid.remote()))  # runs first, before any item
+        return actor
 
     # -- running ------------------------------------------------------------------------------
     def run(self, make_worker: Callable[[], Worker], items: Iterable[Any],
@@ -153,9 +161,15 @@ class RayExecutor:
         self._actors = [a for a in self._actors if a != actor]
         self._actors.append(self._new_actor(make_worker))
 
+    def describe(self) -> str:
+        """One line: where the work runs."""
+        where = "a private local Ray" if self.address is None else f"Ray at {self.address}"
+        threads = f"{self.threads} thread" + ("s" if self.threads != 1 else "")
+        return f"{self.workers} Ray workers x {threads} on {where}"
+
     def actor_pids(self) -> list[int]:
-        """Process ids of the live actors (for tests and diagnostics)."""
-        return self.ray.get([a.pid.remote() for a in self._actors])
+        """Process ids of the live actors, oldest first (for tests and diagnostics)."""
+        return self.ray.get([ref for actor, ref in self._pids if actor in self._actors])
 
     def close(self) -> None:
         """Stop the actors, and the local Ray when this executor started it."""
@@ -165,10 +179,29 @@ class RayExecutor:
             except Exception:  # noqa: BLE001
                 pass
         self._actors = []
+        self._pids = []
         self._counter = None
         if self.started_here and self.ray.is_initialized():
             self.ray.shutdown()
             self.started_here = False
+
+
+@contextlib.contextmanager
+def _stderr_to_devnull():
+    """Send file descriptor 2 (where C++ code logs) to /dev/null for the duration."""
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 
 _CLASSES: dict[str, Any] = {}

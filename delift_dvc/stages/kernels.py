@@ -8,8 +8,9 @@ each finished block as one segment: the store keeps one writer.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -39,8 +40,41 @@ class ScoreCounts:
         return asdict(self)
 
 
-def make_executor(params):
-    """The executor of params.scoring.executor."""
+def cpu_count() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def resolve_threads(scoring) -> int:
+    """Torch threads per scoring process: scoring.threads, or for `auto` the cores this process
+    may use (local) or those cores divided among the Ray workers (at least 1)."""
+    if scoring.threads != "auto":
+        return int(scoring.threads)
+    if scoring.executor == "ray":
+        return max(1, cpu_count() // scoring.workers)
+    return cpu_count()
+
+
+def scorer_spec(params) -> ScorerSpec:
+    """How every scoring process builds its scorer from params.scoring."""
+    return replace(ScorerSpec.from_params(params.scoring), threads=resolve_threads(params.scoring))
+
+
+def _block_name(item) -> str:
+    return f"block {item[0].id}"
+
+
+def make_executor(params, on_start=lambda line: None):
+    """The executor of params.scoring.executor (local, or a Ray actor pool)."""
+    scoring = params.scoring
+    if scoring.executor == "ray":
+        from delift_dvc.executors.ray import RayExecutor
+
+        return RayExecutor(scoring.workers, threads=resolve_threads(scoring), address=scoring.ray_address,
+                           use_gpu=scoring.device != "cpu", name=_block_name, on_start=on_start)
     from delift_dvc.executors.local import LocalExecutor
 
     return LocalExecutor()
@@ -90,7 +124,7 @@ def score_missing(
         return counts
     reporter.phase(f"{plan.missing_baselines:,} d0 and {plan.missing_pairs:,} pairs to score in "
                    f"{len(plan.blocks)} blocks ({counts.baselines_reused + counts.pairs_reused:,} "
-                   f"already stored)")
+                   f"already stored), on {executor.describe()}")
     if isinstance(executor, LocalExecutor) or spec is None:
         make_worker = functools.partial(ScoreWorker, scorer=scorer)
     else:
@@ -176,12 +210,16 @@ def ensure_utility(store: Store, params, plan: Plan, by_id: Mapping[str, object]
     """Score what the plan's LM utility needs and the store lacks (method delift only)."""
     if params.selection.method != "delift":
         return Utility(ScoreCounts())
-    spec = ScorerSpec.from_params(params.scoring)
+    spec = scorer_spec(params)
     scorer = spec.build()
     candidates = plan_candidates(params, plan, by_id)
-    counts = score_missing(store, scorer, by_id, plan.ground, plan.ground, plan.examples,
-                           candidates=candidates, segment_pairs=params.scoring.segment_pairs,
-                           executor=make_executor(params), spec=spec, reporter=reporter)
+    executor = make_executor(params, on_start=(reporter or Reporter("score", quiet=True)).phase)
+    try:
+        counts = score_missing(store, scorer, by_id, plan.ground, plan.ground, plan.examples,
+                               candidates=candidates, segment_pairs=params.scoring.segment_pairs,
+                               executor=executor, spec=spec, reporter=reporter)
+    finally:
+        executor.close()
     return Utility(counts, scorer.fingerprint, candidates)
 
 
@@ -198,6 +236,6 @@ def plan_kernel(store: Store | None, params, plan: Plan, by_id: Mapping[str, obj
     if scored is not None and scored.fingerprint is not None:
         fingerprint, candidates = scored.fingerprint, scored.candidates
     else:
-        fingerprint = ScorerSpec.from_params(params.scoring).build().fingerprint
+        fingerprint = scorer_spec(params).build().fingerprint
         candidates = plan_candidates(params, plan, by_id)
     return utility_block(store, fingerprint, plan.ground, plan.examples, candidates), fingerprint
