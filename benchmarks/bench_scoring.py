@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from delift_dvc.samples import to_sample
-from delift_dvc.scoring import Scorer
+from delift_dvc.data.samples import to_sample
+from delift_dvc.utility.scorer import Scorer
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "p3"
 
@@ -41,11 +41,10 @@ def p3_samples(n: int, seed: int) -> list:
 
 def reference_style(scorer: Scorer, samples, pairs, batch_size: int = 32) -> np.ndarray:
     """One full forward per pair, full logits everywhere, fixed-size batches in length order."""
-    scorer._load()
-    encoded = [scorer.encode(samples[i], None if j is None else samples[j]) for i, j in pairs]
+    encoded = scorer.encode_pairs(samples, samples, pairs)
     order = sorted(range(len(pairs)), key=lambda k: len(encoded[k].tokens))
     out = np.empty(len(pairs))
-    eos = scorer._tokenizer.eos_token_id
+    eos = scorer.layout.eos
     for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]
         width = max(len(encoded[k].tokens) for k in batch)
@@ -55,7 +54,7 @@ def reference_style(scorer: Scorer, samples, pairs, batch_size: int = 32) -> np.
             ids[r, : len(encoded[k].tokens)] = torch.tensor(encoded[k].tokens)
             mask[r, : len(encoded[k].tokens)] = 1
         with torch.inference_mode():
-            probs = torch.softmax(scorer._model(input_ids=ids, attention_mask=mask).logits.float(), -1)
+            probs = torch.softmax(scorer.model(input_ids=ids, attention_mask=mask).logits.float(), -1)
         for r, k in enumerate(batch):
             e = encoded[k]
             n = len(e.tokens)
@@ -78,7 +77,7 @@ def matmul_flops(dtype: torch.dtype, n: int = 2048, repeat: int = 5) -> float:
 def model_flops(scorer: Scorer, tokens: int, scored: int) -> float:
     """Forward FLOPs: 2 x (non-embedding parameters) per token fed, plus the output layer at
     the scored positions (attention score FLOPs left out: a lower bound)."""
-    model = scorer._model
+    model = scorer.model
     embed = model.get_input_embeddings().weight.numel()
     body = sum(p.numel() for p in model.base_model.parameters()) - embed
     return 2.0 * body * tokens + 2.0 * embed * scored

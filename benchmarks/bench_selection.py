@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from delift_dvc.submodular import maximize  # noqa: E402
+from delift_dvc.selection.submodular import maximize  # noqa: E402
 
 
 def make_kernel(n: int, seed: int, dim: int) -> np.ndarray:

@@ -19,16 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from delift_dvc.kernel import minmax_scale
-from delift_dvc.pipeline import make_scorer, similarity_block
 from delift_dvc.config import Params
-from delift_dvc.planning import Plan
-from delift_dvc.samples import to_sample
-from delift_dvc.selection import instruction_tuning, random_subset
-from delift_dvc.sparse import knn_candidates
+from delift_dvc.data.samples import to_sample
+from delift_dvc.selection.planning import Plan
+from delift_dvc.selection.scaling import minmax_scale
+from delift_dvc.selection.stages import instruction_tuning, random_subset
+from delift_dvc.selection.submodular import evaluate
+from delift_dvc.stages.kernels import score_missing, scorer_spec, similarity_block, utility_block
 from delift_dvc.store import Store
-from delift_dvc.submodular import evaluate
-from delift_dvc.utility import ensure_scores, utility_block
+from delift_dvc.utility.knn import knn_candidates
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "p3"
 TEMPLATES = ["glue_mrpc_paraphrase", "common_gen_Given_concepts_type_1", "social_i_qa_Generate_answer",
@@ -67,10 +66,9 @@ def score(samples, candidates, params: Params) -> tuple[np.ndarray, float, int]:
     ids = [s.id for s in samples]
     by_id = {s.id: s for s in samples}
     with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "store", write=True) as store:
-        scorer = make_scorer(params)
+        scorer = scorer_spec(params).build()
         start = time.perf_counter()
-        counts = ensure_scores(store, scorer, by_id, ids, [(ids, ids)], progress=False,
-                               candidates=[candidates])
+        counts = score_missing(store, scorer, by_id, ids, ids, ids, candidates=candidates)
         seconds = time.perf_counter() - start
         block = utility_block(store, scorer.fingerprint, ids, ids, candidates)
     return block, seconds, counts.pairs_scored
@@ -90,7 +88,7 @@ def main() -> None:
     ids = [s.id for s in samples]
     params = Params()
     start = time.perf_counter()
-    plan = Plan("initial", "fl", ids, [], [], args.budget)
+    plan = Plan("initial", "fl", ids, [], [], 0)
     sim = similarity_block(plan, {s.id: s for s in samples}, "auto")
     candidates = knn_candidates(ids, ids, sim, args.k)
     t_knn = time.perf_counter() - start
@@ -109,7 +107,7 @@ def main() -> None:
 
     rand = np.mean([f(random_subset(ids, args.budget, seed)) for seed in range(3)])
     print(f"n = {args.n} P3 samples ({len(templates_for(args.n))} templates), k = {args.k}, budget {args.budget}, "
-          f"dtype {make_scorer(params).describe()['dtype']}")
+          f"dtype {scorer_spec(params).build().describe()['dtype']}")
     print("| utility | pairs scored | scoring s | FL objective on the dense kernel | vs dense |")
     print("|---|---|---|---|---|")
     print(f"| dense | {n_dense} | {t_dense:.0f} | {f(dense_sel):.3f} | 1.000 |")
@@ -129,7 +127,7 @@ def report_sparse_only(args, samples, sparse, t_sparse, n_sparse, t_knn, params)
     rate = n_sparse / t_sparse
     dense_pairs = len(ids) ** 2
     print(f"n = {len(ids)} P3 samples ({len(templates_for(len(ids)))} templates), k = {args.k}, "
-          f"budget {args.budget}, dtype {make_scorer(params).describe()['dtype']}")
+          f"budget {args.budget}, dtype {scorer_spec(params).build().describe()['dtype']}")
     print("| utility | pairs | wall s | pairs/s |")
     print("|---|---|---|---|")
     print(f"| knn (k={args.k}), measured | {n_sparse} | {t_sparse:.0f} scoring + {t_knn:.1f} neighbours "

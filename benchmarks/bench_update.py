@@ -18,7 +18,9 @@ import time
 from pathlib import Path
 
 from delift_dvc.config import DataParams, Params, ScoringParams
-from delift_dvc.pipeline import run_ingest, run_score
+from delift_dvc.stages.ingest import run_ingest
+from delift_dvc.stages.kernels import scorer_spec
+from delift_dvc.stages.score import run_score
 from delift_dvc.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,15 +48,13 @@ def timed_score(params: Params, records: list[dict]) -> tuple[float, dict]:
     write(Path(params.data.train), records)
     run_ingest(params)
     start = time.perf_counter()
-    metrics = run_score(params, progress=False)
+    metrics = run_score(params)
     return time.perf_counter() - start, metrics
 
 
 def scored_tokens(params: Params, wanted) -> int:
     """Tokens in every stored sequence (d0 and pairs) whose target passes `wanted`."""
-    from delift_dvc.pipeline import make_scorer
-
-    scorer = make_scorer(params)
+    scorer = scorer_spec(params).build()
     with Store(params.store) as store:
         con = store.connect()
         text = {i: (p, r) for i, p, r in con.execute("SELECT id, prompt, response FROM samples").fetchall()}
@@ -80,10 +80,8 @@ def main() -> None:
     v2 = v1[3:] + extra[: args.new]
     with tempfile.TemporaryDirectory() as tmp:
         inc = project(Path(tmp) / "inc", args.dtype)
-        from delift_dvc.pipeline import make_scorer
-
         start = time.perf_counter()
-        make_scorer(inc)._load()  # fixed start-up paid by every stage run: imports, weights
+        scorer_spec(inc).build().model  # fixed start-up paid by every stage run: imports, weights
         startup = time.perf_counter() - start
         t1, m1 = timed_score(inc, v1)
         t_update, m_update = timed_score(inc, v2)

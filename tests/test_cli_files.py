@@ -70,8 +70,35 @@ def test_bad_encoding_and_bad_params(tmp_path):
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--budget", "abc"], "error: Invalid value for '--budget': 'abc' is not a number"),
+    (["--budget", "1.5"], "error: Invalid value for '--budget': 1.5: a fraction must be in (0, 1]"),
+    (["--budget", "0"], "error: Invalid value for '--budget': 0: a count must be >= 1"),
+    (["--budget", "25"], "error: --budget 25: more than the 20 samples to choose from"),
+    (["--method", "best"], "error: Invalid value for '--method'"),
+])
+def test_option_errors_name_the_option(tmp_path, args, message):
+    pool = write_jsonl(tmp_path / "pool.jsonl", alpaca(20))
+    done = run_cli("select", pool, "--method", "random", *args, "--out", tmp_path / "o.jsonl", check=False)
+    assert done.returncode == 2 and done.stderr.startswith(message), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+@pytest.mark.parametrize("command, args, flag", [
+    ("score", ["--budget", "0.5"], "--budget"),
+    ("score", ["--dtype", "float32"], "--dtype"),
+    ("select", ["--out", "x.jsonl"], "--out"),
+    ("select", ["--method", "random"], "--method"),
+])
+def test_stage_mode_refuses_options_it_would_ignore(tmp_path, command, args, flag):
+    (tmp_path / "params.yaml").write_text("data:\n  train: data.jsonl\n")
+    done = run_cli(command, *args, cwd=tmp_path, check=False)
+    assert done.returncode == 2 and done.stderr.startswith(f"error: {flag}: only with a DATA file"), done.stderr
+
+
 def test_help_has_an_example_on_every_command():
-    for command in ("ingest", "score", "select", "status", "diff", "sql"):
+    for command in ("ingest", "score", "select", "finetune", "evaluate", "compare", "status", "diff", "sql"):
         done = run_cli(command, "--help")
         assert "Example: delift-dvc" in done.stdout, command
 
@@ -186,3 +213,23 @@ def test_real_model_end_to_end_on_p3(tmp_path, shared_data, embedded_available):
     se = json.loads(run_cli("select", pool, "--method", "delift_se", "--budget", "0.3",
                             "--out", tmp_path / "se.jsonl").stdout)
     assert se["n_selected"] == 12
+
+
+def test_progress_in_a_log_is_clean_lines_with_rate_and_eta(tmp_path, tiny_model_dir):
+    """stderr is not a terminal: one plain line per phase, and progress lines in pairs with a
+    rate and an ETA that move with every forward batch, inside one block of work."""
+    pool = write_jsonl(tmp_path / "pool.jsonl", alpaca(12))
+    env_args = ["score", pool, "--store", tmp_path / "s", "--model", tiny_model_dir, "--dtype", "float32",
+                "--batch-tokens", "64"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "DELIFT_DVC_PROGRESS_SECONDS": "0"}
+    done = subprocess.run([sys.executable, "-m", "delift_dvc", *map(str, env_args)], capture_output=True,
+                          text=True, env=env, timeout=600, check=True)
+    err = done.stderr
+    assert "\r" not in err and "\x1b" not in err
+    lines = err.strip().splitlines()
+    assert all(line.startswith("score: ") for line in lines), err
+    assert "score: 12 d0 and 144 pairs to score in 2 blocks" in lines[0]  # one of d0, one of pairs
+    progress = [line for line in lines if "pairs/s" in line and "ETA" in line]
+    done_counts = [int(line.split()[1].split("/")[0].replace(",", "")) for line in progress]
+    assert len(progress) >= 5 and done_counts == sorted(done_counts) and done_counts[-1] < 156
+    assert lines[-1].startswith("score: scored 156 values in")

@@ -64,7 +64,8 @@ class RayExecutor:
         self._counter = None
 
     # -- cluster ------------------------------------------------------------------------------
-    def _connect(self) -> None:
+    def start(self) -> None:
+        """Start a private local Ray, or join the cluster at `address` (once; idempotent)."""
         ray = self.ray
         if ray.is_initialized():
             return
@@ -103,7 +104,7 @@ class RayExecutor:
             progress: Progress) -> Iterator[tuple[Any, Any]]:
         """(item, result) for each item, in completion order."""
         ray = self.ray
-        self._connect()
+        self.start()
         if self._counter is None:
             self._counter = _counter_class(ray).remote()
         while len(self._actors) < self.workers:

@@ -34,7 +34,8 @@ class ScoreCounts:
     baselines_reused: int = 0
     pairs_scored: int = 0
     pairs_reused: int = 0
-    blocks: int = 0
+    blocks: int = 0  # blocks scored (each stored as one segment)
+    seconds: float = 0.0  # wall time of scoring (kept out of metrics files)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -142,6 +143,7 @@ def score_missing(
             counts.blocks += 1
     finally:
         seconds = reporter.finish()
+    counts.seconds = round(seconds, 3)
     rate = total / seconds if seconds > 0 else 0.0
     reporter.phase(f"scored {total:,} values in {seconds:.0f} s ({rate:.2f}/s)")
     return counts

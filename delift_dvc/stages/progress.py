@@ -1,9 +1,11 @@
 """What a user sees while a stage runs: one line per phase, and steady progress with a rate and
 an ETA. On a terminal the progress is a tqdm bar; in a log file (stderr not a terminal) it is a
-plain line every `interval` seconds, so logs hold no carriage returns or escape codes."""
+plain line every `interval` seconds (30, or $DELIFT_DVC_PROGRESS_SECONDS), so logs hold no
+carriage returns or escape codes. Progress moves with every forward batch, not every block."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -19,13 +21,21 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
+INTERVAL_ENV = "DELIFT_DVC_PROGRESS_SECONDS"  # seconds between progress lines in a log file
+
+
 class Reporter:
     """Phase lines and a progress counter for one stage, on stderr (quiet: nothing)."""
 
-    def __init__(self, stage: str, quiet: bool = False, interval: float = 30.0, stream=None) -> None:
+    def __init__(self, stage: str, quiet: bool = False, interval: float | None = None, stream=None) -> None:
         self.stage = stage
         self.quiet = quiet
         self.stream = stream or sys.stderr
+        if interval is None:
+            try:
+                interval = float(os.environ.get(INTERVAL_ENV, "30"))
+            except ValueError:
+                interval = 30.0
         self.interval = interval
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self._bar = None

@@ -132,6 +132,16 @@ def test_shapes(record: dict, prompt: str, response: str) -> None:
     ({"messages": ["x", {"role": "assistant", "content": "A"}]}, "messages[0] is not an object"),
     ({"messages": [{"role": "user", "content": "U"}, {"role": "assistant", "content": ""}]},
      "empty 'content' in messages[1]"),
+    # whitespace only is empty, exactly as a missing text
+    ({"instruction": "I", "output": "  \n\t"}, "empty 'output'"),
+    ({"instruction": " \n", "output": "O"}, "empty 'instruction'"),
+    ({"prompt": "\t", "completion": "C"}, "empty 'prompt'"),
+    ({"prompt": "P", "completion": "  <|endoftext|>"}, "empty 'completion'"),
+    ({"question": "Q", "answer": "\u3000 "}, "empty 'answer'"),
+    ({"messages": [{"role": "user", "content": " "}, {"role": "assistant", "content": "A"}]},
+     "empty 'content' in messages[0]"),
+    ({"messages": [{"role": "user", "content": "U"}, {"role": "assistant", "content": "\n"}]},
+     "empty 'content' in messages[1]"),
 ])
 def test_bad_records(record: object, reason: str) -> None:
     with pytest.raises(InputError) as exc:
@@ -263,6 +273,20 @@ def test_malformed_json_line(tmp_path: Path) -> None:
     path = tmp_path / "data.jsonl"
     path.write_text(json.dumps(RECORDS[0]) + "\n\n{not json\n", encoding="utf-8")
     read_error(path, f"{path}:3: malformed JSON (")
+
+
+@pytest.mark.parametrize("line, column", [
+    ('{"prompt": "a", "completion": "b"', 34),  # unclosed: the error is at the line's end
+    ('{"prompt": "a" "completion": "b"}', 16),
+    ('{"prompt": "a", "completion": "b"},', 35),
+])
+def test_malformed_json_column_is_the_lines_own(tmp_path: Path, line: str, column: int) -> None:
+    path = tmp_path / "data.jsonl"
+    path.write_text(json.dumps(RECORDS[0]) + "\n" + line + "\r\n", encoding="utf-8")
+    with pytest.raises(InputError) as exc:
+        read_samples(path)
+    assert f"{path}:2: malformed JSON (" in str(exc.value)
+    assert str(exc.value).endswith(f"at column {column})"), str(exc.value)
 
 
 @pytest.mark.parametrize(("line", "reason"), [
