@@ -20,6 +20,7 @@ from delift_dvc.selection.stages import METHODS
 from delift_dvc.utility.knn import PAIR_MODES
 from delift_dvc.utility.layout import OVERFLOWS
 from delift_dvc.utility.models import DEVICES, DTYPES
+from delift_dvc.utility.surrogate import STRATEGIES
 
 PARAMS_HELP = "params.yaml of the DVC project (file mode: defaults for every option)."
 
@@ -65,7 +66,11 @@ FILE_OPTIONS = [
     (click.option("--ray-address", help="Ray cluster to join (auto, ray://host:port)."), "scoring", "ray_address"),
     (click.option("--pairs", type=click.Choice(PAIR_MODES),
                   help="dense: every pair; knn: each target with its --k nearest examples."), "utility", "pairs"),
-    (click.option("--k", type=int, help="Neighbours per target in knn mode."), "utility", "k"),
+    (click.option("--k", type=int, help="Candidates per target in the kernel (knn, surrogate)."), "utility", "k"),
+    (click.option("--lm-pairs", type=int, help="Surrogate: LM-measured pairs per target."), "utility", "lm_pairs"),
+    (click.option("--strategy", type=click.Choice(STRATEGIES), help="Surrogate: which pairs the LM measures."),
+     "utility", "strategy"),
+    (click.option("--rounds", type=int, help="Surrogate: measure-then-refit rounds."), "utility", "rounds"),
     (click.option("--method", type=click.Choice(METHODS)), "selection", "method"),
     (click.option("--budget", type=BUDGET, help="Fraction of the ground set (0.3) or a count (30)."),
      "selection", "budget"),
@@ -75,9 +80,10 @@ FILE_OPTIONS = [
     (click.option("--seed", type=int, help="Seed of the random baseline."), "selection", "seed"),
 ]
 SCORE_KEYS = {"store", "model", "dtype", "device", "max_length", "batch_tokens", "overflow", "segment_pairs",
-              "threads", "executor", "workers", "ray_address", "pairs", "k", "budget"}
-SELECT_KEYS = {"store", "model", "dtype", "device", "max_length", "overflow", "pairs", "k", "method",
-               "budget", "eta", "nu", "scaling", "seed"}
+              "threads", "executor", "workers", "ray_address", "pairs", "k", "lm_pairs", "strategy", "rounds",
+              "budget"}
+SELECT_KEYS = {"store", "model", "dtype", "device", "max_length", "overflow", "pairs", "k", "lm_pairs", "strategy",
+               "rounds", "method", "budget", "eta", "nu", "scaling", "seed"}
 
 
 def file_options(keys: set[str]):

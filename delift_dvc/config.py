@@ -24,6 +24,7 @@ from delift_dvc.selection.stages import METHODS
 from delift_dvc.utility.knn import PAIR_MODES
 from delift_dvc.utility.layout import NO_EXAMPLE_TEMPLATE, ONE_EXAMPLE_TEMPLATE, OVERFLOWS, Templates
 from delift_dvc.utility.models import DEVICES, DTYPES
+from delift_dvc.utility.surrogate import STRATEGIES
 
 __all__ = ["Params", "load_params", "check_params", "finetune_config", "model_name", "templates",
            "DataParams", "ScoringParams", "UtilityParams", "SelectionParams", "FinetuneParams",
@@ -170,8 +171,13 @@ class ScoringParams:
 
 @dataclass(frozen=True)
 class UtilityParams:
-    pairs: str = _key("dense", choice(PAIR_MODES))  # dense: every pair; knn: k nearest examples
-    k: int = _key(32, integer(1))  # neighbours per target in knn mode
+    pairs: str = _key("dense", choice(PAIR_MODES))  # dense | knn | surrogate
+    k: int = _key(32, integer(1))  # candidates per target in the kernel (knn: all LM-scored)
+    lm_pairs: int = _key(8, integer(1))  # surrogate: LM-measured pairs per target (d0 not counted)
+    strategy: str = _key("active", choice(STRATEGIES))  # surrogate: which pairs the LM measures
+    rounds: int = _key(3, integer(1))  # surrogate: measure-fit rounds (active)
+    trees: int = _key(300, integer(1))  # surrogate: LightGBM boosting rounds
+    seed: int = _key(0, integer(0))  # surrogate: random pairs, projection and LightGBM seed
 
 
 @dataclass(frozen=True)
@@ -261,6 +267,10 @@ def _cross_checks(params: Params, where: str) -> None:
         Templates(params.scoring.template, params.scoring.example_template)
     except InputError as exc:
         raise InputError(f"{where}: {exc}") from None
+    u = params.utility
+    if u.pairs == "surrogate" and u.lm_pairs > u.k:
+        raise InputError(f"{where}: utility.lm_pairs {u.lm_pairs}: more than the utility.k {u.k} candidates "
+                         "per target it is chosen from")
     if params.scoring.executor == "local" and params.scoring.ray_address is not None:
         raise InputError(f"{where}: scoring.ray_address is set but scoring.executor is local "
                          "(set scoring.executor: ray)")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from delift_dvc.selection.budget import continual_budget, resolve_budget
+from delift_dvc.selection.sparse import SparseKernel
 from delift_dvc.selection.stages import (Subset, continual, full_set, instruction_tuning, random_subset,
                                          task_specific)
 
@@ -87,9 +88,9 @@ def run_plan(
     stop_at_zero_gain: bool = False,
     seed: int = 0,
 ) -> Subset:
-    """Select per `plan`. block [|ground|, |examples|]: utility (delift) or similarity
-    (delift_se) of each ground target with each example; None for random/full. The returned
-    subset is kept + picks, with gain 0.0 for the kept samples."""
+    """Select per `plan`. block [|ground|, |examples|] (dense array or SparseKernel): utility
+    (delift) or similarity (delift_se) of each ground target with each example; None for
+    random/full. The returned subset is kept + picks, with gain 0.0 for the kept samples."""
     if plan.budget == 0 or not plan.ground:
         picks = Subset([], [], 0.0, method, plan.objective, {"budget": plan.budget})
     elif method == "random":
@@ -113,11 +114,15 @@ def _submodular(plan, method, block, eta, nu, scaling, stop_at_zero_gain) -> Sub
         raise ValueError("run_plan: the kernel block does not match the plan")
     column = {e: k for k, e in enumerate(plan.examples)}
     ground_cols = [column[i] for i in plan.ground]
-    kernel = block[:, ground_cols]
+    extra_cols = [column[i] for i in plan.extra]
+    if isinstance(block, SparseKernel):
+        rows = np.arange(len(plan.ground))
+        kernel, extra = block.take(rows, ground_cols), block.take(rows, extra_cols)
+    else:
+        kernel, extra = block[:, ground_cols], block[:, extra_cols]
     common = {"scaling": scaling, "stop_at_zero_gain": stop_at_zero_gain, "method": method}
     if plan.objective == "fl":
         return instruction_tuning(plan.ground, kernel, plan.budget, **common)
-    extra = block[:, [column[i] for i in plan.extra]]
     if plan.objective == "flmi":
         return task_specific(plan.ground, kernel, extra, plan.budget, eta=eta, **common)
     return continual(plan.ground, kernel, extra, plan.budget, nu=nu, **common)

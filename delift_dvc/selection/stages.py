@@ -16,6 +16,7 @@ import numpy as np
 from delift_dvc.errors import InputError
 from delift_dvc.selection.budget import BudgetError, resolve_budget
 from delift_dvc.selection.scaling import SCALINGS, fill_missing, minmax_scale
+from delift_dvc.selection.sparse import SparseKernel, maximize_sparse, scale_sparse
 from delift_dvc.selection.submodular import OBJECTIVES, maximize
 
 METHODS = ("delift", "delift_se", "random", "full")
@@ -70,8 +71,9 @@ def select_submodular(
 ) -> Subset:
     """Greedy subset of `ids` (the ground set; kernel [n, n], rows targets, columns candidates,
     both in the order of `ids`). query_kernel [n, |Q|] for flmi, private_kernel [n, |P|] for
-    flcg; raw values, scaled here by `scaling`. NaN marks an unscored entry (sparse mode): it
-    counts as 0 after scaling."""
+    flcg; raw values, scaled here by `scaling`. Dense kernels may mark an unscored entry with
+    NaN; SparseKernels (all three sparse) simply leave it out: either way it counts as the
+    value that scaling maps to 0, and both give the same subset."""
     if objective not in OBJECTIVES:
         raise InputError(f"selection.objective '{objective}': expected one of {', '.join(OBJECTIVES)}")
     if scaling not in SCALINGS:
@@ -84,13 +86,21 @@ def select_submodular(
     extra = {"flmi": query_kernel, "flcg": private_kernel}.get(objective)
     if objective == "flmi" and extra is None:
         raise ValueError("flmi needs a query kernel (the target set)")
-    blocks = [kernel[np.ix_(order, order)]]
-    if extra is not None:
-        blocks.append(extra[order])
-    scaled = minmax_scale(fill_missing(blocks, scaling), mode=scaling)
     if n == 0:
         return Subset([], [], 0.0, method, objective, {})
-    result = maximize(
+    if isinstance(kernel, SparseKernel):
+        blocks = [kernel.take(order, order)]
+        if extra is not None:
+            blocks.append(extra.take(order, np.arange(extra.shape[1])))
+        scaled = scale_sparse(blocks, mode=scaling)
+        solve = maximize_sparse
+    else:
+        blocks = [kernel[np.ix_(order, order)]]
+        if extra is not None:
+            blocks.append(extra[order])
+        scaled = minmax_scale(fill_missing(blocks, scaling), mode=scaling)
+        solve = maximize
+    result = solve(
         scaled[0],
         _budget(budget, n),
         objective=objective,

@@ -61,7 +61,8 @@ def score_file(params: Params, data: str, target_set: str | None = None, existin
         store_samples(store, by_id)
         scored = ensure_utility(store, params, plan, by_id, reporter)
     counts = scored.counts.as_dict()
-    return {**plan.counts, "n_duplicates": report.n_duplicates, **counts, "scorer": scored.fingerprint}
+    return {**plan.counts, "n_duplicates": report.n_duplicates, **counts, **(scored.surrogate or {}),
+            "scorer": scored.fingerprint}
 
 
 def select_file(params: Params, data: str, out: str, summary: str | None = None,

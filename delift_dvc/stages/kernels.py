@@ -16,6 +16,7 @@ import numpy as np
 
 from delift_dvc.errors import InputError
 from delift_dvc.selection.planning import Plan
+from delift_dvc.selection.sparse import SparseKernel
 from delift_dvc.stages.progress import Reporter
 from delift_dvc.store import Store
 from delift_dvc.utility.blocks import ScoreWorker, block_texts, plan_blocks
@@ -171,6 +172,25 @@ def utility_block(store: Store, fingerprint: str, targets: Sequence[str], exampl
     return d0[:, None] - d
 
 
+def sparse_utility_block(store: Store, fingerprint: str, targets: Sequence[str], examples: Sequence[str],
+                         candidates: Candidates) -> SparseKernel:
+    """UF = d0[target] - d[target, example] over exactly the `candidates` (target idx, example
+    idx), as a SparseKernel [len(targets), len(examples)] read from the store without any dense
+    array; an InputError names how many values are missing."""
+    d0 = store.read_baselines(fingerprint, list(targets))
+    t_idx, e_idx, d = store.read_pairs_sparse(fingerprint, list(targets), list(examples))
+    ne = max(1, len(examples))
+    wanted = np.unique(np.asarray(candidates[0], np.int64) * ne + np.asarray(candidates[1], np.int64))
+    flat = t_idx * ne + e_idx
+    keep = np.isin(flat, wanted)
+    missing = int(np.isnan(d0).sum()) + len(wanted) - int(keep.sum())
+    if missing:
+        raise InputError(f"{store.root}: {missing} utility values are not scored yet for this scorer "
+                         f"(run `delift-dvc score` first)")
+    t_idx, e_idx, d = t_idx[keep], e_idx[keep], d[keep]
+    return SparseKernel.from_pairs(t_idx, e_idx, d0[t_idx] - d, (len(targets), len(examples)))
+
+
 def store_samples(store: Store, samples: Mapping[str, object]) -> int:
     """Record the text of every sample (id -> Sample) in the store; returns how many were new."""
     values = list(samples.values())
@@ -188,23 +208,42 @@ def similarity_block(plan: Plan, by_id: Mapping[str, object], device: str) -> np
     return cosine_kernel(vectors[[position[i] for i in plan.ground]], vectors)
 
 
+def embed(ids: Sequence[str], by_id: Mapping[str, object], device: str) -> np.ndarray:
+    """Unit-norm all-MiniLM-L6-v2 vectors [len(ids), 384] (float32) of samples' prompt + response."""
+    from delift_dvc.utility.embeddings import Embedder, sample_text
+
+    return Embedder(device=device).encode([sample_text(by_id[i].prompt, by_id[i].response) for i in ids])
+
+
 def plan_candidates(params, plan: Plan, by_id: Mapping[str, object]) -> Candidates | None:
-    """The (target idx, example idx) pairs a plan scores in knn mode; None in dense mode."""
+    """The (target idx, example idx) pairs a plan scores in knn mode (each ground target's k
+    nearest examples, chunked: no n x n array); None in dense mode."""
     if params.utility.pairs != "knn" or not plan.ground:
         return None
-    from delift_dvc.utility.knn import knn_candidates
+    from delift_dvc.utility.knn import knn_from_vectors
 
-    similarity = similarity_block(plan, by_id, params.scoring.device)
-    return knn_candidates(plan.ground, plan.examples, similarity, params.utility.k)
+    examples = plan.examples
+    vectors = embed(examples, by_id, params.scoring.device)
+    position = {e: k for k, e in enumerate(examples)}
+    ground_vectors = vectors[[position[i] for i in plan.ground]]
+    return knn_from_vectors(plan.ground, examples, ground_vectors, vectors, params.utility.k)
 
 
 @dataclass
 class Utility:
-    """What scoring a plan's LM utility did: counts, the scorer fingerprint, knn candidates."""
+    """What scoring a plan's LM utility did: counts, the scorer fingerprint, knn candidates,
+    and in surrogate mode the kernel and the surrogate's metrics."""
 
     counts: ScoreCounts
     fingerprint: str | None = None
     candidates: Candidates | None = None
+    kernel: SparseKernel | None = None
+    surrogate: dict | None = None
+
+
+def _add(total: ScoreCounts, part: ScoreCounts) -> None:
+    for name in ("baselines_scored", "baselines_reused", "pairs_scored", "pairs_reused", "blocks", "seconds"):
+        setattr(total, name, getattr(total, name) + getattr(part, name))
 
 
 def ensure_utility(store: Store, params, plan: Plan, by_id: Mapping[str, object],
@@ -212,14 +251,27 @@ def ensure_utility(store: Store, params, plan: Plan, by_id: Mapping[str, object]
     """Score what the plan's LM utility needs and the store lacks (method delift only)."""
     if params.selection.method != "delift":
         return Utility(ScoreCounts())
+    reporter = reporter or Reporter("score", quiet=True)
     spec = scorer_spec(params)
     scorer = spec.build()
-    candidates = plan_candidates(params, plan, by_id)
-    executor = make_executor(params, on_start=(reporter or Reporter("score", quiet=True)).phase)
+    executor = make_executor(params, on_start=reporter.phase)
+    common = dict(segment_pairs=params.scoring.segment_pairs, executor=executor, spec=spec, reporter=reporter)
     try:
+        if params.utility.pairs == "surrogate":
+            from delift_dvc.stages.surrogate import surrogate_utility
+
+            counts = ScoreCounts()
+
+            def score(t_idx, e_idx):
+                baseline = plan.ground if len(t_idx) == 0 else []
+                _add(counts, score_missing(store, scorer, by_id, baseline, plan.ground, plan.examples,
+                                           candidates=(t_idx, e_idx), **common))
+
+            run = surrogate_utility(store, params, plan, by_id, scorer, score=score, reporter=reporter)
+            return Utility(counts, scorer.fingerprint, kernel=run.kernel, surrogate=run.metrics)
+        candidates = plan_candidates(params, plan, by_id)
         counts = score_missing(store, scorer, by_id, plan.ground, plan.ground, plan.examples,
-                               candidates=candidates, segment_pairs=params.scoring.segment_pairs,
-                               executor=executor, spec=spec, reporter=reporter)
+                               candidates=candidates, **common)
     finally:
         executor.close()
     return Utility(counts, scorer.fingerprint, candidates)
@@ -235,9 +287,18 @@ def plan_kernel(store: Store | None, params, plan: Plan, by_id: Mapping[str, obj
         return None, None
     if method == "delift_se":
         return similarity_block(plan, by_id, params.scoring.device), SE_KERNEL
+    if scored is not None and scored.kernel is not None:
+        return scored.kernel, scored.fingerprint
+    if params.utility.pairs == "surrogate" and plan.ground:
+        from delift_dvc.stages.surrogate import surrogate_utility
+
+        scorer = scorer_spec(params).build()
+        return surrogate_utility(store, params, plan, by_id, scorer).kernel, scorer.fingerprint
     if scored is not None and scored.fingerprint is not None:
         fingerprint, candidates = scored.fingerprint, scored.candidates
     else:
         fingerprint = scorer_spec(params).build().fingerprint
         candidates = plan_candidates(params, plan, by_id)
-    return utility_block(store, fingerprint, plan.ground, plan.examples, candidates), fingerprint
+    if candidates is not None:  # sparse all the way: no n x n array
+        return sparse_utility_block(store, fingerprint, plan.ground, plan.examples, candidates), fingerprint
+    return utility_block(store, fingerprint, plan.ground, plan.examples), fingerprint

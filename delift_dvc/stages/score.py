@@ -75,9 +75,11 @@ def run_score(params: Params, reporter: Reporter | None = None) -> dict:
         store.record_selection(version, subset.objective_name, plan.mode, subset.ids, subset.gains)
     reporter.phase(f"selected {len(subset.ids)} of {len(ids)} ({len(plan.kept)} kept)")
     record = _selection_record(plan, subset, version, identity, params)
+    if scored.surrogate:
+        record["surrogate"] = scored.surrogate.get("surrogate")
     write_json(Path(params.data.selected) / SELECTION_RECORD, record)
-    metrics = {**plan.counts, **scored.counts.as_dict(), "mode": plan.mode, "version": version.name,
-               "scorer": identity}
+    metrics = {**plan.counts, **scored.counts.as_dict(), **(scored.surrogate or {}), "mode": plan.mode,
+               "version": version.name, "scorer": identity}
     extra = {key: metrics.pop(key) for key in ("blocks", "seconds")}  # outputs stay byte-identical
     write_json(Path(params.metrics) / "score.json", metrics)
     return {**metrics, **extra}

@@ -204,6 +204,17 @@ class Store:
         out[flat] = vals
         return out.reshape(len(targets), len(examples))
 
+    def read_pairs_sparse(self, scorer: str, targets: Sequence[str],
+                          examples: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The stored d among targets x examples as (target_idx int64 [m], example_idx int64 [m],
+        d float64 [m]), sorted by target then example: one DuckDB join read through Arrow,
+        O(m) memory, never a len(targets) x len(examples) array."""
+        flat, vals = self._stored("pairs", scorer, targets, examples, True)
+        order = np.argsort(flat, kind="stable")
+        flat, vals = flat[order], vals[order]
+        ne = max(1, len(examples))
+        return flat // ne, flat % ne, vals
+
     def missing_baselines(self, scorer: str, targets: Sequence[str]) -> list[str]:
         """The targets without a stored d0 for `scorer`, in input order."""
         targets = list(targets)

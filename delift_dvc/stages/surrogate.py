@@ -1,0 +1,169 @@
+"""`utility.pairs: surrogate`: measure with the LM where facility location looks, predict the rest.
+
+For a plan's ground targets: the LM measures every target's `d0` and `utility.lm_pairs` pairs
+among its `utility.k` candidates (its nearest examples under all-MiniLM-L6-v2, itself included),
+chosen by `utility.strategy` over `utility.rounds` rounds; a LightGBM surrogate, refit after each
+round on the measured pairs, predicts UF for the other candidates; measured values override
+predictions; selection runs on that sparse kernel.
+
+Resumable and deterministic: each round's choice depends only on the measured values of the
+rounds before it (and on stored pairs of targets outside the plan, which this run never
+writes), so a rerun after a kill replays the same rounds, scores only what is missing, and ends
+with the same kernel. The store keeps only LM-measured values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from delift_dvc.errors import InputError
+from delift_dvc.selection.planning import Plan
+from delift_dvc.selection.sparse import SparseKernel
+from delift_dvc.stages.progress import Reporter
+from delift_dvc.store import Store
+from delift_dvc.utility.surrogate import SurrogateConfig, choose_pairs, features, fit
+
+PREDICT_CHUNK = 200_000  # pairs per prediction chunk (features of a chunk: ~160 MB)
+
+
+@dataclass
+class SurrogateRun:
+    """The sparse UF kernel of a plan and how it was made."""
+
+    kernel: SparseKernel
+    metrics: dict = field(default_factory=dict)
+    fingerprint: str | None = None  # the last surrogate's
+
+
+def round_sizes(lm_pairs: int, rounds: int, strategy: str) -> list[int]:
+    """LM pairs per target in each round: `random` measures all at once; `active` splits them
+    over the rounds, the first round getting the remainder."""
+    if strategy == "random" or rounds <= 1:
+        return [lm_pairs]
+    rounds = min(rounds, lm_pairs)
+    base = lm_pairs // rounds
+    return [base + lm_pairs - base * rounds] + [base] * (rounds - 1)
+
+
+def surrogate_utility(store: Store, params, plan: Plan, by_id: Mapping[str, object], scorer, *,
+                      score=None, reporter: Reporter | None = None) -> SurrogateRun:
+    """Run the rounds for `plan` (ground targets x examples). `score(t_idx, e_idx)` scores the
+    given pairs (indices into plan.ground, plan.examples) and their targets' d0 into the store;
+    None means score nothing (every value must be stored already)."""
+    from delift_dvc.stages.kernels import embed
+    from delift_dvc.utility.knn import knn_from_vectors
+
+    reporter = reporter or Reporter("score", quiet=True)
+    u = params.utility
+    if not plan.ground:
+        empty = np.zeros(0, np.int64)
+        return SurrogateRun(SparseKernel.from_pairs(empty, empty, np.zeros(0), (0, len(plan.examples))),
+                            {"lm_pairs_measured": 0, "pairs_predicted": 0, "pairs_in_kernel": 0})
+    config = SurrogateConfig(trees=u.trees, seed=u.seed)
+    ground, examples = plan.ground, plan.examples
+    fp = scorer.fingerprint
+    position = {e: k for k, e in enumerate(examples)}
+    g_cols = np.array([position[i] for i in ground], np.int64)  # each target's column as an example
+    reporter.phase(f"surrogate: embedding {len(examples):,} samples")
+    vectors = embed(examples, by_id, params.scoring.device)
+    t_all, e_all = knn_from_vectors(ground, examples, vectors[g_cols], vectors, u.k)
+    bounds = np.searchsorted(t_all, np.arange(len(ground) + 1))
+    candidates = [e_all[bounds[t]:bounds[t + 1]] for t in range(len(ground))]
+    if score is not None:
+        score(np.zeros(0, np.int64), np.zeros(0, np.int64))  # every target's d0 first
+    d0_ex = store.read_baselines(fp, examples)
+    if np.isnan(d0_ex[g_cols]).any():
+        raise InputError(f"{store.root}: {int(np.isnan(d0_ex[g_cols]).sum())} d0 values are not scored "
+                         "yet for this scorer (run `delift-dvc score` first)")
+    context = _context_pairs(store, fp, ground, examples, position, d0_ex)
+    measured = [np.zeros(0, np.int64) for _ in ground]
+    scores = None
+    surrogate = None
+    sizes = round_sizes(u.lm_pairs, u.rounds, u.strategy)
+    for r, size in enumerate(sizes):
+        want = np.full(len(ground), size)
+        chosen = choose_pairs(candidates, measured, want, u.strategy, u.seed, list(ground),
+                              scores if r > 0 else None)
+        t_idx = np.repeat(np.arange(len(ground), dtype=np.int64), [len(c) for c in chosen])
+        e_idx = np.concatenate(chosen) if chosen else np.zeros(0, np.int64)
+        if score is not None:
+            reporter.phase(f"surrogate round {r + 1}/{len(sizes)}: {len(t_idx):,} LM pairs")
+            score(t_idx, e_idx)
+        measured = [np.union1d(m, c) for m, c in zip(measured, chosen)]
+        train_t, train_e, train_y = _measured_values(store, fp, ground, examples, g_cols, measured, d0_ex)
+        tt = np.concatenate([context[0], train_t])
+        ee = np.concatenate([context[1], train_e])
+        yy = np.concatenate([context[2], train_y])
+        surrogate = fit(features(vectors, d0_ex, tt, ee, config), yy, tt * len(examples) + ee, config)
+        reporter.phase(f"surrogate fit on {surrogate.n_train:,} pairs: held-out Spearman "
+                       f"{surrogate.spearman:.3f}, R^2 {surrogate.r2:.3f}")
+        if r + 1 < len(sizes):
+            scores = _predict_per_target(surrogate, vectors, d0_ex, g_cols, candidates, config)
+    kernel, n_measured = _kernel(store, fp, surrogate, vectors, d0_ex, ground, examples, g_cols, t_all, e_all,
+                                 config)
+    metrics = {"lm_pairs_measured": int(sum(len(m) for m in measured)), "pairs_predicted": int(len(t_all) - n_measured),
+               "pairs_in_kernel": int(len(t_all)), "surrogate_spearman": _round(surrogate.spearman),
+               "surrogate_r2": _round(surrogate.r2), "surrogate_heldout_pairs": surrogate.n_heldout,
+               "surrogate": surrogate.fingerprint, "rounds": len(sizes), "strategy": u.strategy}
+    return SurrogateRun(kernel, metrics, surrogate.fingerprint)
+
+
+def _round(value: float) -> float | None:
+    return None if not np.isfinite(value) else round(float(value), 6)
+
+
+def _context_pairs(store: Store, fp: str, ground, examples, position, d0_ex):
+    """Stored pairs whose target is an example outside the plan's ground set: (target idx,
+    example idx, UF), indices into `examples`. This run never writes them, so they are fixed."""
+    others = sorted(set(examples) - set(ground))
+    if not others:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    t, e, d = store.read_pairs_sparse(fp, others, list(examples))
+    t_ex = np.array([position[others[i]] for i in t.tolist()], np.int64)
+    keep = ~np.isnan(d0_ex[t_ex])
+    return t_ex[keep], e[keep], (d0_ex[t_ex] - d)[keep]
+
+
+def _measured_values(store: Store, fp: str, ground, examples, g_cols, measured, d0_ex):
+    """(target idx into examples, example idx, UF) of the pairs measured in the rounds so far."""
+    t, e, d = store.read_pairs_sparse(fp, list(ground), list(examples))
+    ne = len(examples)
+    wanted = np.concatenate([t_ * ne + m for t_, m in enumerate(measured) if len(m)]) if any(len(m) for m in measured) \
+        else np.zeros(0, np.int64)
+    keep = np.isin(t * ne + e, wanted)
+    if keep.sum() != len(wanted):
+        raise InputError(f"{store.root}: {len(wanted) - int(keep.sum())} surrogate pairs are not scored yet "
+                         "for this scorer (run `delift-dvc score` first)")
+    t_ex = g_cols[t[keep]]
+    return t_ex, e[keep], d0_ex[t_ex] - d[keep]
+
+
+def _predict_per_target(surrogate, vectors, d0_ex, g_cols, candidates, config) -> list[np.ndarray]:
+    t = np.repeat(np.arange(len(candidates)), [len(c) for c in candidates])
+    e = np.concatenate(candidates) if candidates else np.zeros(0, np.int64)
+    pred = _predict(surrogate, vectors, d0_ex, g_cols[t], e, config)
+    bounds = np.concatenate([[0], np.cumsum([len(c) for c in candidates])])
+    return [pred[bounds[k]:bounds[k + 1]] for k in range(len(candidates))]
+
+
+def _predict(surrogate, vectors, d0_ex, t_ex, e, config) -> np.ndarray:
+    out = np.empty(len(t_ex))
+    for start in range(0, len(t_ex), PREDICT_CHUNK):
+        s = slice(start, start + PREDICT_CHUNK)
+        out[s] = surrogate.predict(features(vectors, d0_ex, t_ex[s], e[s], config))
+    return out
+
+
+def _kernel(store, fp, surrogate, vectors, d0_ex, ground, examples, g_cols, t_all, e_all, config):
+    """UF over every candidate: the LM's value where one is stored, else the prediction."""
+    values = _predict(surrogate, vectors, d0_ex, g_cols[t_all], e_all, config)
+    t, e, d = store.read_pairs_sparse(fp, list(ground), list(examples))  # sorted by (t, e)
+    ne = len(examples)
+    flat_c, flat_s = t_all * ne + e_all, t * ne + e
+    pos = np.minimum(np.searchsorted(flat_s, flat_c), max(0, len(flat_s) - 1))
+    hit = (flat_s[pos] == flat_c) if len(flat_s) else np.zeros(len(flat_c), bool)
+    values[hit] = d0_ex[g_cols[t_all[hit]]] - d[pos[hit]]
+    return SparseKernel.from_pairs(t_all, e_all, values, (len(ground), len(examples))), int(hit.sum())
