@@ -251,18 +251,22 @@ def evaluate(params_path, initial, quiet) -> None:
 @click.option("--methods", default="delift,delift_se,random,full", show_default=True,
               help="Comma-separated selection methods.")
 @click.option("--budgets", default="0.1,0.3,0.5", show_default=True, help="Comma-separated budgets.")
-@click.option("--seeds", default="0,1,2", show_default=True, help="Seeds of the random baseline.")
+@click.option("--seeds", default="0,1,2", show_default=True,
+              help="Fine-tuning seeds, for every method (also the random baseline's selection seed).")
+@click.option("--update", type=click.Path(), help="Continual comparison: data.train of the next version "
+              "(FLCG continuation vs refresh vs random additions); --methods is not used.")
 @click.option("--out", default="reports", show_default=True, help="Folder for compare.csv/.md/.png.")
 @click.option("--params", "params_path", default="params.yaml", show_default=True, help=PARAMS_HELP)
 @click.option("--dry-run", is_flag=True, help="Print the `dvc exp run` commands only.")
 @click.option("--report-only", is_flag=True, help="Rebuild table and plot from OUT/compare.csv.")
-def compare(methods, budgets, seeds, out, params_path, dry_run, report_only) -> None:
-    """Run the method x budget (x seed) grid as `dvc exp run` experiments and tabulate quality.
+def compare(methods, budgets, seeds, update, out, params_path, dry_run, report_only) -> None:
+    """Run the method x budget x seed grid as `dvc exp run` experiments and tabulate quality.
 
-    Each run re-selects from scratch (selection.mode=refresh), fine-tunes and evaluates; rows go
-    to OUT/compare.csv as they finish, then OUT/compare.md (mean and spread) and OUT/compare.png.
+    Each run re-selects from scratch (selection.mode=refresh), fine-tunes with its seed and
+    evaluates; rows go to OUT/compare.csv as they finish, then OUT/compare.md (mean and spread,
+    paired differences with bootstrap intervals) and OUT/compare.png.
 
-    Example: delift-dvc compare --methods delift,random --budgets 0.3 --seeds 0,1,2
+    Example: delift-dvc compare --methods delift,random,full --budgets 0.3 --seeds 0,1,2
     """
     from delift_dvc.quality.compare import grid, report, run_grid
 
@@ -270,7 +274,7 @@ def compare(methods, budgets, seeds, out, params_path, dry_run, report_only) -> 
         click.echo(report(out))
         return
     budget_values = [BUDGET.convert(b, None, None) for b in _names(budgets)]
-    runs = grid(_names(methods), budget_values, [_seed(s) for s in _names(seeds)])
+    runs = grid(_names(methods), budget_values, [_seed(s) for s in _names(seeds)], update)
     run_grid(runs, out, params_path, dry_run=dry_run, echo=click.echo)
     if not dry_run:
         click.echo(report(out))

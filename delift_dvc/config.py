@@ -22,7 +22,7 @@ from delift_dvc.selection.planning import MODES
 from delift_dvc.selection.scaling import SCALINGS
 from delift_dvc.selection.stages import METHODS
 from delift_dvc.utility.knn import PAIR_MODES
-from delift_dvc.utility.layout import NO_EXAMPLE_TEMPLATE, ONE_EXAMPLE_TEMPLATE, OVERFLOWS, Templates
+from delift_dvc.utility.layout import LAYOUTS, NO_EXAMPLE_TEMPLATE, ONE_EXAMPLE_TEMPLATE, OVERFLOWS, Templates
 from delift_dvc.utility.models import DEVICES, DTYPES
 from delift_dvc.utility.surrogate import STRATEGIES
 
@@ -63,6 +63,15 @@ def integer(low: int, high: int | None = None) -> Check:
         if not _is_int(value) or value < low or (high is not None and value > high):
             raise _bad(key, value, f"an integer {limits}")
         return value
+
+    return check
+
+
+def optional_integer(low: int) -> Check:
+    inner = integer(low)
+
+    def check(value: Any, key: str) -> int | None:
+        return None if value is None else inner(value, key)
 
     return check
 
@@ -196,6 +205,7 @@ class SelectionParams:
 class FinetuneParams:
     model: str | None = _key(None, optional_model)  # None: the scoring model
     epochs: int = _key(2, integer(1))
+    steps: int | None = _key(None, optional_integer(1))  # set: exactly this many steps (equal compute)
     learning_rate: float = _key(3e-4, number(0.0, 1.0, low_open=True))
     lora_rank: int = _key(8, integer(1))
     lora_alpha: int = _key(16, integer(1))
@@ -207,6 +217,7 @@ class FinetuneParams:
     dtype: str = _key("float32", choice(DTYPES))
     device: str = _key("auto", choice(DEVICES))
     adapter: str = _key("models/adapter", text)
+    layout: str = _key("plain", choice(LAYOUTS))  # plain: the scoring templates | chat: the model's chat template
 
 
 @dataclass(frozen=True)
@@ -341,9 +352,9 @@ def finetune_config(params: Params):
 
     f = params.finetune
     return FinetuneConfig(
-        epochs=f.epochs, learning_rate=f.learning_rate, lora_rank=f.lora_rank, lora_alpha=f.lora_alpha,
+        epochs=f.epochs, steps=f.steps, learning_rate=f.learning_rate, lora_rank=f.lora_rank, lora_alpha=f.lora_alpha,
         lora_dropout=f.lora_dropout, lora_targets=f.lora_targets, max_length=f.max_length,
-        batch_size=f.batch_size, seed=f.seed, dtype=f.dtype, device=f.device,
+        batch_size=f.batch_size, seed=f.seed, dtype=f.dtype, device=f.device, layout=f.layout,
     )
 
 

@@ -27,6 +27,7 @@ SPECIAL = {
     "data.target_set": [5, ["x"], ""],
     "data.test": [5, ["x"], ""],
     "finetune.model": [5, ["x"], ""],
+    "finetune.steps": ["abc", 0, 1.5, True, -1],
     "scoring.template": [5, "", "no field", "{prompt} {prompt}"],
     "scoring.example_template": [5, "", "{prompt}", "{example_response} {example_prompt} {prompt}"],
     "selection.budget": ["abc", True, 0, -3, 0.0, 1.5, math.nan, [0.3]],

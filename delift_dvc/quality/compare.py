@@ -1,9 +1,16 @@
-"""The comparison experiment: methods x budgets (x seeds for random) as `dvc exp run` runs,
-then a table (mean and spread over seeds) and a plot of quality vs budget.
+"""The comparison experiment: methods x budgets x fine-tuning seeds as `dvc exp run` runs, then
+a table (mean and spread over seeds), paired differences on the same test samples with a
+bootstrap 95 % interval, and a plot of quality vs budget.
 
-Rows are appended to OUT/compare.csv as each run finishes, so a killed sweep resumes where it
-stopped. Each run re-selects from scratch (`selection.mode=refresh`); the store keeps every
-utility, so only the first delift run scores anything.
+Every method runs once per seed: the seed is the fine-tuning seed (and the random baseline's
+selection seed), so a method's spread includes the training noise. `full` runs at budget 1.0.
+With `update`, the continual comparison instead runs a data update from the project's current
+version to the `update` data: FLCG continuation (`flcg`), re-selection from scratch (`refresh`)
+and random additions of the same size (`random_additions`).
+
+Rows are appended to OUT/compare.csv (and per test sample to OUT/compare_samples.csv) as each run
+finishes, so a killed sweep resumes where it stopped. The store keeps every utility, so only the
+first LM-based run scores anything.
 """
 
 from __future__ import annotations
@@ -17,12 +24,18 @@ from pathlib import Path
 
 import numpy as np
 
+from delift_dvc.atomic import write_text
 from delift_dvc.errors import DeliftError, InputError
+from delift_dvc.quality.stats import mean_sd, paired_difference
 from delift_dvc.selection.stages import METHODS
 
 COLUMNS = ["method", "budget", "seed", "n_train", "variant", "nll", "rouge_l", "cosine"]
+SAMPLE_COLUMNS = ["method", "budget", "seed", "variant", "id", "nll", "rouge_l", "cosine"]
 VARIANTS = ("finetuned", "icl")
 METRICS = ("rouge_l", "cosine", "nll")
+# continual variants: (selection.method, selection.mode)
+CONTINUAL = {"flcg": ("delift", "incremental"), "refresh": ("delift", "refresh"),
+             "random_additions": ("random", "incremental")}
 
 
 @dataclass(frozen=True)
@@ -32,32 +45,35 @@ class Run:
     method: str
     budget: float | int
     seed: int
+    update: str | None = None  # data.train of the update (continual comparison)
 
     def overrides(self) -> list[str]:
         """`dvc exp run -S` arguments of this run."""
-        return [f"selection.method={self.method}", f"selection.budget={self.budget}",
-                f"selection.seed={self.seed}", "selection.mode=refresh"]
+        common = [f"selection.budget={self.budget}", f"selection.seed={self.seed}", f"finetune.seed={self.seed}"]
+        if self.update is not None:
+            method, mode = CONTINUAL[self.method]
+            return [f"data.train={self.update}", f"selection.method={method}", f"selection.mode={mode}", *common]
+        return [f"selection.method={self.method}", *common, "selection.mode=refresh"]
 
     def key(self) -> tuple[str, str, str]:
         return self.method, str(self.budget), str(self.seed)
 
 
-def grid(methods: Sequence[str], budgets: Sequence[float | int], seeds: Sequence[int]) -> list[Run]:
-    """The runs: `full` once (budget 1.0), `random` once per budget and seed, the deterministic
-    methods once per budget (seed 0)."""
+def grid(methods: Sequence[str], budgets: Sequence[float | int], seeds: Sequence[int],
+         update: str | None = None) -> list[Run]:
+    """The runs: every method once per budget and seed (`full` at budget 1.0); with `update`,
+    the three continual variants per budget and seed instead."""
+    if not budgets or not seeds:
+        raise InputError("--budgets and --seeds: need at least one value each")
+    if update is not None:
+        return [Run(m, b, s, update) for m in CONTINUAL for b in budgets for s in seeds]
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise InputError(f"--methods: unknown method {unknown[0]!r} (known: {', '.join(METHODS)})")
-    if not budgets or not seeds:
-        raise InputError("--budgets and --seeds: need at least one value each")
     runs = []
     for method in methods:
-        if method == "full":
-            runs.append(Run("full", 1.0, 0))
-            continue
-        for budget in budgets:
-            for seed in (seeds if method == "random" else [0]):
-                runs.append(Run(method, budget, seed))
+        for budget in ([1.0] if method == "full" else budgets):
+            runs.extend(Run(method, budget, seed) for seed in seeds)
     return runs
 
 
@@ -73,8 +89,8 @@ def run_grid(runs: Sequence[Run], out: str | Path, params_path: str = "params.ya
     from delift_dvc.config import load_params
 
     params = load_params(params_path)
-    table = Path(out) / "compare.csv"
-    done = {(r["method"], r["budget"], r["seed"]) for r in _read_rows(table)}
+    table, samples = Path(out) / "compare.csv", Path(out) / "compare_samples.csv"
+    done = {(r["method"], r["budget"], r["seed"]) for r in _read_rows(table, COLUMNS)}
     todo = [run for run in runs if run.key() not in done]
     echo(f"{len(runs)} runs, {len(runs) - len(todo)} already in {table}, {len(todo)} to run")
     saved = {name: Path(name).read_bytes() for name in ("params.yaml", "dvc.lock") if Path(name).exists()}
@@ -88,7 +104,9 @@ def run_grid(runs: Sequence[Run], out: str | Path, params_path: str = "params.ya
             if done_run.returncode != 0:
                 tail = (done_run.stderr.strip() or done_run.stdout.strip()).splitlines()[-1:] or ["?"]
                 raise DeliftError(f"dvc exp run {' '.join(run.overrides())}: failed ({tail[0]})")
-            _append_rows(table, _rows(run, Path(params.metrics)))
+            _append_rows(table, _rows(run, Path(params.metrics)), COLUMNS, 5)
+            _append_rows(samples, _sample_rows(run, Path(params.plots)), SAMPLE_COLUMNS, 5)
+            _record_protocol(Path(out), Path(params.metrics))
     finally:
         for name, content in saved.items():
             Path(name).write_bytes(content)
@@ -97,6 +115,8 @@ def run_grid(runs: Sequence[Run], out: str | Path, params_path: str = "params.ya
 def _rows(run: Run, metrics: Path) -> list[dict]:
     """compare.csv rows of a finished run: the initial model once, then its variants."""
     result = json.loads((metrics / "eval.json").read_text(encoding="utf-8"))
+    if not result.get("n_test"):
+        raise DeliftError("compare: the project has no test set (set data.test, or data.holdout > 0)")
     initial = json.loads((metrics / "eval_initial.json").read_text(encoding="utf-8"))["initial"]
     n_train = result["subset"]["n_train"]
     rows = [_row("initial", 0, 0, 0, "initial", initial)]
@@ -104,30 +124,59 @@ def _rows(run: Run, metrics: Path) -> list[dict]:
     return rows
 
 
+def _sample_rows(run: Run, plots: Path) -> list[dict]:
+    """compare_samples.csv rows of a finished run: per test sample and variant."""
+    rows = []
+    for name, variants in (("eval_initial_samples.csv", ("initial",)), ("eval_samples.csv", VARIANTS)):
+        path = plots / name
+        if not path.is_file():
+            continue
+        with path.open(encoding="utf-8", newline="") as handle:
+            for record in csv.DictReader(handle):
+                for variant in variants:
+                    if f"{variant}_rouge_l" not in record:
+                        continue
+                    key = ("initial", "0", "0") if variant == "initial" else (run.method, str(run.budget), str(run.seed))
+                    rows.append(dict(zip(("method", "budget", "seed"), key), variant=variant, id=record["id"],
+                                     **{m: record[f"{variant}_{m}"] for m in METRICS}))
+    return rows
+
+
+def _record_protocol(out: Path, metrics: Path) -> None:
+    """OUT/protocol.json: how the runs were fine-tuned (the same for every run of a sweep)."""
+    train = json.loads((metrics / "train.json").read_text(encoding="utf-8"))
+    path = out / "protocol.json"
+    protocol = {"protocol": train.get("protocol", "epochs")}
+    if not path.is_file():
+        write_text(path, json.dumps(protocol, sort_keys=True) + "\n")
+
+
 def _row(method, budget, seed, n_train, variant, values: dict) -> dict:
     return {"method": method, "budget": str(budget), "seed": str(seed), "n_train": str(n_train),
             "variant": variant, **{m: f"{values[m]:.6f}" for m in METRICS}}
 
 
-def _read_rows(path: Path) -> list[dict]:
+def _read_rows(path: Path, columns: list[str] = COLUMNS) -> list[dict]:
     if not path.is_file():
         return []
     with path.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
     for line, row in enumerate(rows, start=2):
-        if set(row) != set(COLUMNS) or None in row.values():
-            raise InputError(f"{path}:{line}: malformed row (expected columns {', '.join(COLUMNS)})")
+        if set(row) != set(columns) or None in row.values():
+            raise InputError(f"{path}:{line}: malformed row (expected columns {', '.join(columns)})")
     return rows
 
 
-def _append_rows(path: Path, rows: list[dict]) -> None:
-    existing = _read_rows(path)
-    seen = {tuple(r[c] for c in COLUMNS[:5]) for r in existing}
-    fresh = [r for r in rows if tuple(r[c] for c in COLUMNS[:5]) not in seen]
+def _append_rows(path: Path, rows: list[dict], columns: list[str], key_columns: int) -> None:
+    """Append the rows whose first key_columns values are new (a resumed sweep adds no twin)."""
+    existing = _read_rows(path, columns)
+    keys = columns[:key_columns]
+    seen = {tuple(r[c] for c in keys) for r in existing}
+    fresh = [r for r in rows if tuple(r[c] for c in keys) not in seen]
     path.parent.mkdir(parents=True, exist_ok=True)
     new_file = not path.exists()
     with path.open("a", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
         if new_file:
             writer.writeheader()
         writer.writerows(fresh)
@@ -145,11 +194,48 @@ def summarize(rows: list[dict]) -> list[dict]:
         entry = {"method": method, "budget": budget, "variant": variant, "runs": len(members),
                  "n_train": int(np.mean([int(r["n_train"]) for r in members]))}
         for metric in METRICS:
-            values = np.array([float(r[metric]) for r in members])
-            entry[metric] = float(values.mean())
-            entry[f"{metric}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            entry[metric], entry[f"{metric}_sd"] = mean_sd([float(r[metric]) for r in members])
         out.append(entry)
     return out
+
+
+def paired_table(samples: list[dict], variant: str = "finetuned", metric: str = "rouge_l") -> list[dict]:
+    """Each method and budget against random (same budget; random additions in a continual
+    comparison) and against full: the mean per-sample difference of `metric` on the same test
+    samples (each side averaged over its seeds), a bootstrap 95 % interval and the verdict."""
+    per: dict[tuple, dict[str, list[float]]] = {}
+    for row in samples:
+        if row["variant"] == variant:
+            key = (row["method"], float(row["budget"]))
+            per.setdefault(key, {}).setdefault(row["id"], []).append(float(row[metric]))
+    means = {key: {i: float(np.mean(v)) for i, v in ids.items()} for key, ids in per.items()}
+    full = next((key for key in means if key[0] == "full"), None)
+    out = []
+    for key in sorted(means):
+        method, budget = key
+        if method in ("full", "random", "random_additions"):
+            continue
+        baseline = "random_additions" if method in CONTINUAL else "random"
+        for name, other in ((baseline, (baseline, budget)), ("full", full)):
+            if other is None or other not in means:
+                continue
+            common = sorted(set(means[key]) & set(means[other]))
+            if not common:
+                continue
+            result = paired_difference(np.array([means[key][i] for i in common]),
+                                       np.array([means[other][i] for i in common]))
+            out.append({"method": method, "budget": budget, "against": name, "n": result.n, "mean": result.mean,
+                        "low": result.low, "high": result.high, "verdict": result.verdict})
+    return out
+
+
+def paired_markdown(rows: list[dict], variant: str, metric: str = "ROUGE-L") -> str:
+    lines = [f"| method | budget | against | test samples | {metric} difference ({variant}) | 95 % interval | verdict |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['budget']:g} | {r['against']} | {r['n']} | {r['mean']:+.2f} | "
+                     f"[{r['low']:+.2f}, {r['high']:+.2f}] | {r['verdict']} |")
+    return "\n".join(lines) + "\n"
 
 
 def markdown(summary: list[dict]) -> str:
@@ -174,8 +260,15 @@ def report(out: str | Path) -> str:
     if not rows:
         raise InputError(f"{out / 'compare.csv'}: no results yet (run `delift-dvc compare` first)")
     summary = summarize(rows)
-    table = markdown(summary)
-    (out / "compare.md").write_text(table, encoding="utf-8")
+    protocol = json.loads((out / "protocol.json").read_text()) if (out / "protocol.json").is_file() else {}
+    table = f"fine-tuning protocol: {protocol.get('protocol', 'unknown')}\n\n" + markdown(summary)
+    samples = _read_rows(out / "compare_samples.csv", SAMPLE_COLUMNS)
+    for variant in VARIANTS:
+        paired = paired_table(samples, variant)
+        if paired:
+            table += f"\nPaired differences, {variant}, on the same test samples (bootstrap over samples):\n\n"
+            table += paired_markdown(paired, variant)
+    write_text(out / "compare.md", table)
     _write_curves(out / "quality_vs_budget.csv", summary)
     _plot(out / "compare.png", summary)
     return table

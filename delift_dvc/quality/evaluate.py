@@ -117,6 +117,7 @@ def evaluate(
     embedder: Any = None,
     batch_size: int = 8,
     templates: Templates = Templates(),
+    chat: bool = False,
 ) -> dict:
     """Metrics of `model` on `test`: nll (nats/token, token-weighted over all responses + final
     eos), rouge_l (mean F x100), cosine (mean, generation vs reference, in [-1, 1]) and
@@ -135,7 +136,7 @@ def evaluate(
         j = chosen[i]
         return None if j is None else (examples[j].prompt, examples[j].response)
 
-    layout = Layout(tokenizer, templates, max_length)
+    layout = Layout(tokenizer, templates, max_length, chat=chat)
     eos = layout.eos
     ids = [s.id for s in test]
     scored = layout.encode_many([(s.prompt, s.response, pair(i)) for i, s in enumerate(test)], ids=ids)

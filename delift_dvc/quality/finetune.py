@@ -38,6 +38,7 @@ class FinetuneConfig:
     """Hyper-parameters of one LoRA run (learning rate constant, AdamW without weight decay)."""
 
     epochs: int = 1
+    steps: int | None = None  # a fixed number of optimizer steps instead of epochs
     learning_rate: float = 2e-4
     lora_rank: int = 8
     lora_alpha: int = 16
@@ -48,6 +49,7 @@ class FinetuneConfig:
     seed: int = 0
     dtype: str = "float32"
     device: str = "auto"
+    layout: str = "plain"  # plain (the scorer's templates) or chat (the model's chat template)
 
 
 # --------------------------------------------------------------------------- sequences
@@ -112,6 +114,23 @@ def _seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def schedule(n: int, config: "FinetuneConfig"):
+    """(pass index, sample indices) of each optimizer step: passes over the n samples in a
+    seeded shuffled order, batches of batch_size; `epochs` passes, or with `steps` exactly that
+    many steps, cycling through the subset (equal compute whatever the subset size)."""
+    rng = random.Random(config.seed)
+    done, pass_index = 0, 0
+    while (config.steps and done < config.steps) or (not config.steps and pass_index < config.epochs):
+        order = list(range(n))
+        rng.shuffle(order)
+        for first in range(0, n, config.batch_size):
+            if config.steps and done == config.steps:
+                return
+            yield pass_index, order[first : first + config.batch_size]
+            done += 1
+        pass_index += 1
+
+
 def train_adapter(
     tokenizer: Any, model: Any, samples: Sequence[Sample], config: FinetuneConfig, progress: bool = True,
     templates: Templates = Templates(),
@@ -123,7 +142,7 @@ def train_adapter(
     from peft import LoraConfig, get_peft_model
     from tqdm import tqdm
 
-    encoded = encode_samples(Layout(tokenizer, templates, config.max_length), samples)
+    encoded = encode_samples(Layout(tokenizer, templates, config.max_length, chat=config.layout == "chat"), samples)
     previous = (torch.are_deterministic_algorithms_enabled(),
                 torch.is_deterministic_algorithms_warn_only_enabled())
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -141,36 +160,33 @@ def train_adapter(
         params = [p for p in peft_model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
         peft_model.train()
-        order_rng = random.Random(config.seed)
-        per_epoch = -(-len(encoded) // config.batch_size)
         losses: list[float] = []
         epoch_means: list[float] = []
         start = time.perf_counter()
-        bar = tqdm(total=per_epoch * config.epochs, disable=not progress or not encoded, desc="finetune",
-                   unit="step")
-        for _ in range(config.epochs if encoded else 0):
-            order = list(range(len(encoded)))
-            order_rng.shuffle(order)
-            epoch: list[float] = []
-            for first in range(0, len(order), config.batch_size):
-                batch = collate([encoded[k] for k in order[first : first + config.batch_size]],
-                                tokenizer.eos_token_id)
-                logits, gold, _ = target_logits(peft_model, batch)
-                loss = torch.nn.functional.cross_entropy(logits, gold)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                epoch.append(float(loss.item()))
-                bar.update(1)
-                bar.set_postfix(loss=f"{np.mean(epoch):.4f}")
-            losses += epoch
-            epoch_means.append(float(np.mean(epoch)))
+        plan = list(schedule(len(encoded), config)) if encoded else []
+        bar = tqdm(total=len(plan), disable=not progress or not encoded, desc="finetune", unit="step")
+        epoch: list[float] = []
+        for k, (pass_index, members) in enumerate(plan):
+            batch = collate([encoded[m] for m in members], tokenizer.eos_token_id)
+            logits, gold, _ = target_logits(peft_model, batch)
+            loss = torch.nn.functional.cross_entropy(logits, gold)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            epoch.append(float(loss.item()))
+            bar.update(1)
+            bar.set_postfix(loss=f"{np.mean(epoch):.4f}")
+            if k + 1 == len(plan) or plan[k + 1][0] != pass_index:  # a pass over the subset ends
+                losses += epoch
+                epoch_means.append(float(np.mean(epoch)))
+                epoch = []
         bar.close()
     finally:
         torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
     peft_model.eval()
     log = {
         "n_samples": len(encoded),
+        "protocol": "steps" if config.steps else "epochs",
         "steps": len(losses),
         "first_loss": losses[0] if losses else None,
         "last_loss": losses[-1] if losses else None,
@@ -179,7 +195,7 @@ def train_adapter(
         "epoch_mean_losses": epoch_means,
         "losses": losses,
         "trainable_params": int(sum(p.numel() for p in params)),
-        "train_tokens": int(sum(e.n_scored for e in encoded)) * config.epochs,
+        "train_tokens": int(sum(encoded[m].n_scored for _, members in plan for m in members)),
         "seconds": round(time.perf_counter() - start, 3),
         "config": asdict(config),
     }
@@ -213,7 +229,8 @@ def finetune(
     train_log.json in out_dir. Returns the log summary (losses in nats/token, seconds)."""
     tokenizer, base, source, device = models.load_named(model, config.dtype, config.device)
     peft_model, log = train_adapter(tokenizer, base, samples, config, progress, templates)
-    log.update({"model": source.name, "weights_sha256": source.weights_sha256, "device": device})
+    log.update({"model": source.name, "weights_sha256": source.weights_sha256, "device": device,
+                "templates": {"template": templates.no_example, "example_template": templates.one_example}})
     save_adapter(peft_model, log, out_dir)
     summary = {k: v for k, v in log.items() if k != "losses"}
     summary["adapter_dir"] = str(out_dir)

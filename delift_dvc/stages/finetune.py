@@ -11,7 +11,7 @@ from delift_dvc.errors import InputError
 from delift_dvc.stages.outputs import SELECTED_TRAIN, write_csv, write_json
 from delift_dvc.stages.progress import Reporter
 
-TRAIN_METRICS = ("n_samples", "steps", "first_loss", "last_loss", "mean_loss_first_epoch",
+TRAIN_METRICS = ("n_samples", "protocol", "steps", "first_loss", "last_loss", "mean_loss_first_epoch",
                  "mean_loss_last_epoch", "trainable_params", "train_tokens")
 
 
@@ -34,7 +34,8 @@ def run_finetune(params: Params, reporter: Reporter | None = None) -> dict:
     if not samples:
         reporter.phase("the subset is empty: saving the untrained adapter (0 steps)")
     else:
-        reporter.phase(f"LoRA on {len(samples)} samples, {params.finetune.epochs} epochs")
+        length = f"{params.finetune.steps} steps" if params.finetune.steps else f"{params.finetune.epochs} epochs"
+        reporter.phase(f"LoRA on {len(samples)} samples, {length}")
     summary = finetune(model_name(params), samples, params.finetune.adapter, finetune_config(params),
                        progress=not reporter.quiet and reporter.tty, templates=templates(params))
     log = json.loads((Path(params.finetune.adapter) / TRAIN_LOG).read_text(encoding="utf-8"))

@@ -49,10 +49,12 @@ def round_sizes(lm_pairs: int, rounds: int, strategy: str) -> list[int]:
 
 
 def surrogate_utility(store: Store, params, plan: Plan, by_id: Mapping[str, object], scorer, *,
-                      score=None, reporter: Reporter | None = None) -> SurrogateRun:
+                      score=None, reporter: Reporter | None = None, all_stored: bool = True) -> SurrogateRun:
     """Run the rounds for `plan` (ground targets x examples). `score(t_idx, e_idx)` scores the
     given pairs (indices into plan.ground, plan.examples) and their targets' d0 into the store;
-    None means score nothing (every value must be stored already)."""
+    None means score nothing (every value must be stored already). all_stored: a candidate with
+    any stored LM value takes it (free: measured before); False: only the pairs these rounds
+    measured do (to count LM passes exactly, as the benchmarks do)."""
     from delift_dvc.stages.kernels import embed
     from delift_dvc.utility.knn import knn_from_vectors
 
@@ -102,8 +104,9 @@ def surrogate_utility(store: Store, params, plan: Plan, by_id: Mapping[str, obje
                        f"{surrogate.spearman:.3f}, R^2 {surrogate.r2:.3f}")
         if r + 1 < len(sizes):
             scores = _predict_per_target(surrogate, vectors, d0_ex, g_cols, candidates, config)
+    only = None if all_stored else measured
     kernel, n_measured = _kernel(store, fp, surrogate, vectors, d0_ex, ground, examples, g_cols, t_all, e_all,
-                                 config)
+                                 config, only)
     metrics = {"lm_pairs_measured": int(sum(len(m) for m in measured)), "pairs_predicted": int(len(t_all) - n_measured),
                "pairs_in_kernel": int(len(t_all)), "surrogate_spearman": _round(surrogate.spearman),
                "surrogate_r2": _round(surrogate.r2), "surrogate_heldout_pairs": surrogate.n_heldout,
@@ -157,12 +160,17 @@ def _predict(surrogate, vectors, d0_ex, t_ex, e, config) -> np.ndarray:
     return out
 
 
-def _kernel(store, fp, surrogate, vectors, d0_ex, ground, examples, g_cols, t_all, e_all, config):
-    """UF over every candidate: the LM's value where one is stored, else the prediction."""
+def _kernel(store, fp, surrogate, vectors, d0_ex, ground, examples, g_cols, t_all, e_all, config, only=None):
+    """UF over every candidate: the LM's value where one is stored (only those in `only`, the
+    measured columns per target, when given), else the prediction."""
     values = _predict(surrogate, vectors, d0_ex, g_cols[t_all], e_all, config)
     t, e, d = store.read_pairs_sparse(fp, list(ground), list(examples))  # sorted by (t, e)
     ne = len(examples)
     flat_c, flat_s = t_all * ne + e_all, t * ne + e
+    if only is not None:
+        allowed = np.concatenate([k * ne + m for k, m in enumerate(only)] or [np.zeros(0, np.int64)])
+        keep = np.isin(flat_s, allowed)
+        flat_s, d = flat_s[keep], d[keep]
     pos = np.minimum(np.searchsorted(flat_s, flat_c), max(0, len(flat_s) - 1))
     hit = (flat_s[pos] == flat_c) if len(flat_s) else np.zeros(len(flat_c), bool)
     values[hit] = d0_ex[g_cols[t_all[hit]]] - d[pos[hit]]

@@ -50,24 +50,25 @@ class Embedder:
             self._model = AutoModel.from_pretrained(folder).to(self.device).eval()
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Embeddings [len(texts), dim] (float32, each row L2-normalised)."""
+        """Embeddings [len(texts), dim] (float32, each row L2-normalised). Batches are formed in
+        order of length (less padding), and rows come back in the order of `texts`."""
         import torch
 
         self._load()
-        out = []
-        for start in range(0, len(texts), self.batch_size):
+        order = sorted(range(len(texts)), key=lambda k: (len(texts[k]), k))
+        out = np.zeros((len(texts), 384), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            members = order[start : start + self.batch_size]
             batch = self._tokenizer(
-                list(texts[start : start + self.batch_size]), padding=True, truncation=True,
+                [texts[k] for k in members], padding=True, truncation=True,
                 max_length=self.max_length, return_tensors="pt",
             ).to(self.device)
             with torch.inference_mode():
                 hidden = self._model(**batch).last_hidden_state.float()
             mask = batch["attention_mask"].unsqueeze(-1).float()
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            out.append(torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy())
-        if not out:
-            return np.zeros((0, 384), dtype=np.float32)
-        return np.concatenate(out).astype(np.float32)
+            out[members] = torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
+        return out
 
 
 def sample_text(prompt: str, response: str) -> str:

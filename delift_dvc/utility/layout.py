@@ -31,7 +31,7 @@ from typing import Any
 
 from delift_dvc.errors import InputError
 
-__all__ = ["NO_EXAMPLE_TEMPLATE", "ONE_EXAMPLE_TEMPLATE", "OVERFLOWS", "Templates", "Encoded", "Layout"]
+__all__ = ["NO_EXAMPLE_TEMPLATE", "ONE_EXAMPLE_TEMPLATE", "OVERFLOWS", "LAYOUTS", "Templates", "Encoded", "Layout"]
 
 NO_EXAMPLE_TEMPLATE = (
     "Instruction: Please generate a response to the following query.\n\n\nQuery: {prompt}\n"
@@ -42,6 +42,9 @@ ONE_EXAMPLE_TEMPLATE = (
     "{example_response}\n\n\nQuery:\n{prompt}\n"
 )
 OVERFLOWS = ("error", "truncate")
+# plain: the templates above (DELIFT's layout, always the scorer's); chat: the model's own chat
+# template (user turn, then the assistant's answer), for fine-tuning, evaluation and ICL
+LAYOUTS = ("plain", "chat")
 _ONE_FIELDS = ["example_prompt", "example_response", "prompt"]
 
 
@@ -124,18 +127,26 @@ class Encoded:
 
 
 class Layout:
-    """Encodes (prompt, response[, example]) with one tokenizer, templates and length limit."""
+    """Encodes (prompt, response[, example]) with one tokenizer, templates and length limit.
+
+    chat=True uses the tokenizer's chat template instead of the templates: the example (if any)
+    as a user turn and an assistant turn, then the prompt as a user turn and the generation
+    prompt; the target is the response and eos (the model's end of turn). Too long: the example
+    turns go first, then the prompt loses tokens from its start. There is no shared prefix."""
 
     def __init__(self, tokenizer: Any, templates: Templates = Templates(), max_length: int = 2048,
-                 overflow: str = "error") -> None:
+                 overflow: str = "error", chat: bool = False) -> None:
         if overflow not in OVERFLOWS:
             raise InputError(f"overflow '{overflow}': expected one of {', '.join(OVERFLOWS)}")
         if tokenizer.eos_token_id is None:
             raise InputError("tokenizer: no eos token")
+        if chat and not getattr(tokenizer, "chat_template", None):
+            raise InputError("finetune.layout chat: the model's tokenizer has no chat template (use plain)")
         self.tokenizer = tokenizer
         self.templates = templates
         self.max_length = max_length
         self.overflow = overflow
+        self.chat = chat
         self.eos = int(tokenizer.eos_token_id)
         self._prefixes: dict[tuple[str, str], list[int]] = {}
 
@@ -149,7 +160,7 @@ class Layout:
                     ids: list[str] | None = None) -> list[Encoded]:
         """Encode (prompt, response or None, example or None) items; texts are tokenised in one
         batch call. `reserve` tokens are kept free for generation. ids name samples in errors."""
-        texts = [self.templates.text(p, e) for p, _, e in items]
+        texts = [self._chat_text(p, e) if self.chat else self.templates.text(p, e) for p, _, e in items]
         responses = [r for _, r, _ in items if r is not None]
         whole = self.tokenize(texts)
         resp_tokens = iter(self.tokenize(responses))
@@ -160,6 +171,12 @@ class Layout:
             out.append(self._fit(prompt, example, tokens, target, reserve, who))
         return out
 
+    def _chat_text(self, prompt: str, example: tuple[str, str] | None) -> str:
+        turns = [] if example is None else [{"role": "user", "content": example[0]},
+                                            {"role": "assistant", "content": example[1]}]
+        turns.append({"role": "user", "content": prompt})
+        return self.tokenizer.apply_chat_template(turns, add_generation_prompt=True, tokenize=False)
+
     def encode(self, prompt: str, response: str | None, example: tuple[str, str] | None = None, *,
                reserve: int = 0, sample_id: str = "?") -> Encoded:
         """One sequence (see encode_many)."""
@@ -169,10 +186,12 @@ class Layout:
     def _fit(self, prompt: str, example, tokens: list[int], target: list[int], reserve: int,
              who: str) -> Encoded:
         limit = self.max_length - reserve
-        truncated = len(tokens) + 1 + len(target) > limit
+        eos_after = 0 if self.chat else 1  # the chat text ends with the generation prompt, no eos
+        truncated = len(tokens) + eos_after + len(target) > limit
         if truncated:
-            tokens = self._cut(prompt, example, len(target) + 1, limit)
-        excess = len(tokens) + 1 + len(target) - limit
+            cut = self._cut_chat if self.chat else self._cut
+            tokens = cut(prompt, example, len(target) + eos_after, limit)
+        excess = len(tokens) + eos_after + len(target) - limit
         if excess > 0:
             if reserve or self.overflow == "error" or not target:
                 what = f"generation budget of {reserve}" if reserve else f"response of {len(target)}"
@@ -182,6 +201,8 @@ class Layout:
             if keep < 1:
                 raise InputError(f"sample {who}: max_length={self.max_length} leaves no room for a response")
             target = target[:keep]
+        if self.chat:
+            return Encoded(tokens, target, 0, truncated)
         prefix = 0 if (example is None or truncated) else self._shared_prefix(example, tokens)
         return Encoded(tokens + [self.eos], target, prefix, truncated)
 
@@ -209,6 +230,22 @@ class Layout:
             drop = min(excess, len(starts))
             cut = starts[drop] if drop < len(starts) else start + len(prompt)
             prompt = prompt[cut - start :]
+
+    def _cut_chat(self, prompt: str, example, tail_tokens: int, limit: int) -> list[int]:
+        """Chat tokens with the example turns dropped, then the prompt cut from its start."""
+        while True:
+            tokens = self.tokenize([self._chat_text(prompt, example)])[0]
+            excess = len(tokens) + tail_tokens - limit
+            if excess <= 0:
+                return tokens
+            if example is not None:
+                example = None
+                continue
+            starts = [s for s, _ in self.tokenizer(prompt, add_special_tokens=False,
+                                                   return_offsets_mapping=True).offset_mapping]
+            if len(starts) <= 1:
+                return tokens  # nothing left to cut: the caller reports what does not fit
+            prompt = prompt[starts[min(excess, len(starts) - 1)]:]
 
     def _shared_prefix(self, example: tuple[str, str], tokens: list[int]) -> int:
         key = example

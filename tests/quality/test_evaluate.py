@@ -182,3 +182,16 @@ def test_real_model_on_real_samples(shared_data, embedded_available, real_embedd
     for row in result["per_sample"]:
         assert math.isfinite(row["nll"]) and 0 <= row["rouge_l"] <= 100 and -1 <= row["cosine"] <= 1
         assert isinstance(row["generation"], str)
+
+
+def test_chat_layout_trains_and_evaluates(tiny, tiny_model_dir, tmp_path):
+    """finetune.layout chat: training and evaluation both use the model's chat template."""
+    from delift_dvc.quality.finetune import FinetuneConfig, finetune, load_finetuned
+
+    config = FinetuneConfig(epochs=1, batch_size=4, device="cpu", layout="chat")
+    result = finetune(str(tiny_model_dir), TEST, tmp_path / "chat", config, progress=False)
+    assert result["steps"] == -(-len(TEST) // 4)
+    tokenizer, model = load_finetuned(str(tiny_model_dir), tmp_path / "chat", "float32", "cpu")
+    chat = evaluate(tokenizer, model, TEST[:3], max_new_tokens=3, embedder=FakeEmbedder(), chat=True)
+    plain = evaluate(tokenizer, model, TEST[:3], max_new_tokens=3, embedder=FakeEmbedder())
+    assert chat["n_tokens"] == plain["n_tokens"] and chat["nll"] != plain["nll"]

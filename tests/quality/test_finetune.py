@@ -146,3 +146,23 @@ def test_bad_config(tiny_model_dir, tmp_path):
     with pytest.raises(InputError, match="adapter"):
         load_finetuned(str(tiny_model_dir), tmp_path / "missing")
     assert not (tmp_path / "a").exists()
+
+
+def test_schedule_epochs_and_equal_steps():
+    from delift_dvc.quality.finetune import schedule
+
+    by_epochs = list(schedule(10, FinetuneConfig(epochs=2, batch_size=4)))
+    assert [p for p, _ in by_epochs] == [0, 0, 0, 1, 1, 1] and [len(b) for _, b in by_epochs] == [4, 4, 2] * 2
+    assert sorted(sum((b for p, b in by_epochs if p == 0), [])) == list(range(10))
+    small = list(schedule(3, FinetuneConfig(steps=7, batch_size=4)))  # cycles through a small subset
+    assert len(small) == 7 and [p for p, _ in small] == list(range(7)) and all(len(b) == 3 for _, b in small)
+    big = list(schedule(100, FinetuneConfig(steps=7, batch_size=4, epochs=9)))  # steps win over epochs
+    assert len(big) == 7 and {p for p, _ in big} == {0}
+    again = list(schedule(100, FinetuneConfig(steps=7, batch_size=4)))
+    assert again == big  # seeded
+
+
+def test_fixed_steps_train_that_many_steps(tiny_model_dir, tmp_path):
+    result = finetune(str(tiny_model_dir), SAMPLES[:3], tmp_path / "a",
+                      FinetuneConfig(steps=5, batch_size=2, device="cpu"), progress=False)
+    assert result["steps"] == 5 and result["protocol"] == "steps"

@@ -7,6 +7,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -156,13 +157,17 @@ def test_compare_runs_the_grid_as_experiments(grid_run):
     root, stdout, params_before = grid_run
     rows = read_csv(root / "reports/compare.csv")
     runs = {(r["method"], r["budget"], r["seed"]) for r in rows if r["method"] != "initial"}
-    assert runs == {("delift", "0.5", "0"), ("full", "1.0", "0"), ("random", "0.5", "0"),
-                    ("random", "0.5", "1")}
+    assert runs == {(m, b, s) for m, b in (("delift", "0.5"), ("random", "0.5"), ("full", "1.0")) for s in "01"}
     assert sum(r["method"] == "initial" for r in rows) == 1
     assert {r["variant"] for r in rows} == {"initial", "finetuned", "icl"}
     assert (root / "params.yaml").read_bytes() == params_before  # restored after the sweep
     exps = sh("dvc", "exp", "list", "--name-only", cwd=root).stdout.split()
-    assert len(exps) == 4
+    assert len(exps) == 6
+    samples = read_csv(root / "reports/compare_samples.csv")
+    n_test = json.loads((root / "metrics/eval.json").read_text())["n_test"]
+    assert len([r for r in samples if r["method"] == "delift" and r["variant"] == "finetuned"]) == 2 * n_test
+    assert "fine-tuning protocol: epochs" in stdout and "| delift | 0.5 | random |" in stdout
+    assert "| delift | 0.5 | full |" in stdout
     for name in ("compare.md", "compare.png", "quality_vs_budget.csv"):
         assert (root / "reports" / name).stat().st_size > 0
     assert "| random | 0.5 |" in stdout and "±" in stdout
@@ -176,7 +181,30 @@ def test_compare_resumes_and_skips_finished_runs(grid_run):
     root, _, _ = grid_run
     done = sh("delift-dvc", "compare", "--methods", "delift,random", "--budgets", "0.5",
               "--seeds", "0,1", cwd=root)
-    assert "3 runs, 3 already in" in done.stdout
+    assert "4 runs, 4 already in" in done.stdout
+
+
+def test_paired_differences_by_hand():
+    from delift_dvc.quality.compare import paired_table
+    from delift_dvc.quality.stats import paired_difference
+
+    same = paired_difference(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.0]))
+    assert (same.mean, same.low, same.high, same.verdict) == (0.0, 0.0, 0.0, "no difference")
+    up = paired_difference(np.arange(50.0) + 5, np.arange(50.0))
+    assert up.mean == 5.0 and up.verdict == "better"
+    noisy = paired_difference(np.array([10.0, -10.0, 10.0, -10.0]), np.zeros(4))
+    assert noisy.low < 0 < noisy.high and noisy.verdict == "no difference"
+
+    def row(method, budget, seed, sample, rouge):
+        return {"method": method, "budget": budget, "seed": seed, "variant": "finetuned", "id": sample,
+                "nll": "1", "rouge_l": str(rouge), "cosine": "0"}
+
+    rows = [row("delift", "0.3", s, f"t{i}", 30 + i) for s in "01" for i in range(40)]
+    rows += [row("random", "0.3", s, f"t{i}", 10 + i + int(s)) for s in "01" for i in range(40)]
+    rows += [row("full", "1.0", s, f"t{i}", 40 + i) for s in "01" for i in range(40)]
+    table = {(r["against"]): r for r in paired_table(rows)}
+    assert table["random"]["mean"] == pytest.approx(19.5) and table["random"]["verdict"] == "better"
+    assert table["full"]["mean"] == pytest.approx(-10.0) and table["full"]["verdict"] == "worse"
 
 
 def test_summary_mean_and_spread_by_hand():
@@ -199,6 +227,10 @@ def test_grid_composition_and_unknown_method():
     from delift_dvc.errors import InputError
 
     runs = grid(["delift", "random", "full"], [0.1, 0.3], [0, 1, 2])
-    assert len(runs) == 2 + 6 + 1
+    assert len(runs) == 6 + 6 + 3  # every method with every seed; full at budget 1.0
+    assert "finetune.seed=2" in runs[2].overrides() and "selection.mode=refresh" in runs[0].overrides()
+    update = grid([], [0.3], [0, 1], update="data/v2.jsonl")
+    assert [r.method for r in update] == ["flcg", "flcg", "refresh", "refresh", "random_additions", "random_additions"]
+    assert {"data.train=data/v2.jsonl", "selection.method=random", "selection.mode=incremental"} <= set(update[-1].overrides())
     with pytest.raises(InputError, match="unknown method 'best'"):
         grid(["best"], [0.3], [0])

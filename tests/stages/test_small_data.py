@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from delift_dvc.data.split import held_out
 from tests.helpers.projects import make_project, metrics, sh
@@ -23,13 +24,17 @@ def records_kept_by_the_split(n: int, fraction: float) -> list[dict]:
     return out
 
 
-@pytest.mark.parametrize("n, holdout", [(10, 0.15), (1, 0.0)])
-def test_repro_succeeds_without_a_test_set(tmp_path, tiny_model_dir, n, holdout):
+TEMPLATE = "Q: {prompt}\nA:"
+
+
+@pytest.mark.parametrize("n, holdout, template", [(10, 0.15, None), (1, 0.0, TEMPLATE)])
+def test_repro_succeeds_without_a_test_set(tmp_path, tiny_model_dir, n, holdout, template):
     """Ten samples the shipped 0.15 split holds nothing of, and a one-sample pool with no
-    hold-out: every stage runs, and evaluate records that there is no test set."""
-    root = make_project(tmp_path / "repo", records_kept_by_the_split(n, holdout),
-                        {"model": str(tiny_model_dir), "dtype": "float32"}, data={"holdout": holdout},
-                        finetune={"epochs": 1}, evaluate={"max_new_tokens": 4})
+    hold-out: every stage runs, and evaluate records that there is no test set. A custom
+    scoring.template reaches fine-tuning (one layout)."""
+    scoring = {"model": str(tiny_model_dir), "dtype": "float32", **({"template": template} if template else {})}
+    root = make_project(tmp_path / "repo", records_kept_by_the_split(n, holdout), scoring,
+                        data={"holdout": holdout}, finetune={"epochs": 1}, evaluate={"max_new_tokens": 4})
     done = sh("dvc", "repro", cwd=root)
     assert (root / "data/prepared/test.jsonl").read_text() == ""
     for name in ("eval_initial", "eval"):
@@ -41,3 +46,6 @@ def test_repro_succeeds_without_a_test_set(tmp_path, tiny_model_dir, n, holdout)
     assert (root / "metrics/generations.jsonl").read_text() == ""
     plots = json.loads(sh("dvc", "plots", "show", "--json", cwd=root).stdout)
     assert not plots.get("errors"), plots.get("errors")
+    log = json.loads((root / "models/adapter/train_log.json").read_text())
+    assert log["templates"]["template"] == (template or yaml.safe_load((root / "params.yaml").read_text())
+                                            ["scoring"]["template"])

@@ -112,3 +112,25 @@ def test_escaped_braces_are_literal(tokenizer):
     t = Templates(no_example="{{json}}: {prompt}")
     assert t.text("x") == "{json}: x"
     assert Layout(tokenizer, t).encode("x", "y").context[:-1] == whole(tokenizer, "{json}: x")
+
+
+def test_chat_layout_uses_the_models_chat_template(tokenizer):
+    layout = Layout(tokenizer, chat=True)
+    eos = tokenizer.eos_token_id
+    enc = layout.encode("What is 2 + 2?", "4")
+    text = tokenizer.apply_chat_template([{"role": "user", "content": "What is 2 + 2?"}],
+                                         add_generation_prompt=True, tokenize=False)
+    assert enc.context == whole(tokenizer, text) and enc.target == whole(tokenizer, "4") + [eos]
+    assert tokenizer.decode(enc.context).endswith("<|im_start|>assistant\n") and enc.prefix == 0
+    icl = layout.encode("What is 2 + 2?", "4", ("What is 1 + 1?", "2"))
+    decoded = tokenizer.decode(icl.context)
+    assert decoded.index("What is 1 + 1?") < decoded.index("<|im_start|>assistant\n2<|im_end|>") < decoded.index("2 + 2")
+
+
+def test_chat_layout_cuts_the_example_turns_first(tokenizer):
+    full = Layout(tokenizer, chat=True).encode("Short question?", "Short answer.", ("word " * 200, "ok"))
+    short = Layout(tokenizer, max_length=80, chat=True).encode("Short question?", "Short answer.", ("word " * 200, "ok"))
+    assert len(full.tokens) > 80 >= len(short.tokens) and short.truncated
+    assert "word" not in tokenizer.decode(short.context) and "Short question?" in tokenizer.decode(short.context)
+    long_prompt = Layout(tokenizer, max_length=80, chat=True).encode("ask " * 200, "Short answer.")
+    assert len(long_prompt.tokens) <= 80 and long_prompt.target == full.target

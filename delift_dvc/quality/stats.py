@@ -1,0 +1,49 @@
+"""Statistics of the comparison: mean and spread over seeds, and paired differences on the same
+test samples with a bootstrap 95 % interval (pure numpy, seeded)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["mean_sd", "Paired", "paired_difference"]
+
+
+def mean_sd(values: Sequence[float]) -> tuple[float, float]:
+    """(mean, sample standard deviation with ddof=1; 0 for a single value)."""
+    array = np.asarray(values, dtype=np.float64)
+    return float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else 0.0
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Mean of a - b over paired samples, its bootstrap 95 % interval, and the verdict."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+    @property
+    def verdict(self) -> str:
+        """"better" / "worse" only where the whole interval says so, else "no difference"."""
+        if self.low > 0:
+            return "better"
+        if self.high < 0:
+            return "worse"
+        return "no difference"
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray, resamples: int = 2000, seed: int = 0) -> Paired:
+    """a, b: per-sample scores [n] on the same test samples (e.g. each averaged over seeds).
+    The percentile bootstrap over samples of mean(a - b)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
+        raise ValueError(f"paired_difference: need two equal non-empty vectors, got {a.shape} and {b.shape}")
+    diff = a - b
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), (resamples, len(diff)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return Paired(float(diff.mean()), float(low), float(high), len(diff))
