@@ -26,6 +26,7 @@ from delift_dvc.utility.layout import (NO_EXAMPLE_TEMPLATE, ONE_EXAMPLE_TEMPLATE
 # v2: the prompt tokens are the whole formatted text tokenised once (v1 tokenised it in pieces)
 DISTANCE_VERSION = "delift-l2/whole-text-v2"
 MAX_PADDING = 0.05  # largest share of padding tokens in one batch
+CHUNK_PAIRS = 4096  # pairs encoded at once (a block of work is never larger by default)
 
 Pair = tuple[int, "int | None"]  # (target index, example index or None for d0)
 
@@ -179,10 +180,22 @@ class Scorer:
         progress=None,
     ) -> np.ndarray:
         """Distances [len(pairs)] (float64) for (target index, example index or None = d0).
-        progress: called with the number of sequences finished after each forward batch."""
+        progress: called with the number of sequences finished after each forward batch. Pairs
+        are taken CHUNK_PAIRS at a time, grouped by example, so memory stays bounded."""
         out = np.empty(len(pairs), dtype=np.float64)
         if not pairs:
             return out
+        if len(pairs) <= CHUNK_PAIRS:
+            out[:] = self._score_chunk(targets, examples, pairs, progress)
+            return out
+        order = sorted(range(len(pairs)), key=lambda k: (pairs[k][1] is not None, pairs[k][1] or 0, k))
+        for start in range(0, len(order), CHUNK_PAIRS):
+            chunk = order[start : start + CHUNK_PAIRS]
+            out[chunk] = self._score_chunk(targets, examples, [pairs[k] for k in chunk], progress)
+        return out
+
+    def _score_chunk(self, targets, examples, pairs, progress) -> np.ndarray:
+        out = np.empty(len(pairs), dtype=np.float64)
         encoded = self.encode_pairs(targets, examples, pairs)
         groups: dict[int, list[int]] = {}
         if self.prefix_reuse:

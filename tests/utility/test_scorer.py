@@ -238,3 +238,13 @@ def test_prefix_reuse_equals_plain_path_on_real_model(real_samples):
     got = reuse.score_pairs(real_samples, real_samples, pairs)
     assert got == pytest.approx(expected, abs=1e-5)
     assert reuse.stats["sequences"] == len(pairs) and reuse.fingerprint == plain.fingerprint
+
+
+def test_large_requests_are_scored_in_bounded_chunks(tiny_model_dir, monkeypatch):
+    from delift_dvc.utility import scorer as scorer_module
+
+    items = [sample(f"Question number {k}?", f"Answer {k}.") for k in range(9)]
+    whole = Scorer(str(tiny_model_dir), dtype="float32").pairwise(items, items)
+    monkeypatch.setattr(scorer_module, "CHUNK_PAIRS", 10)
+    chunked = Scorer(str(tiny_model_dir), dtype="float32").pairwise(items, items)
+    np.testing.assert_allclose(chunked, whole, atol=1e-6)
