@@ -1,7 +1,7 @@
 """Scale of the surrogate mode: wall time and peak memory at n = 1,000 .. 50,000 samples.
 
-Each n runs in a fresh process on the first n distinct samples of ../shared/data (P3 templates of
-p3 and p3_t0, then gsm8k train), through the surrogate pipeline's parts: MiniLM embeddings, knn
+Each n runs in a fresh process on n distinct samples of ../shared/data (P3 templates of p3 and
+p3_t0 and gsm8k train, one seeded shuffle), through the surrogate pipeline's parts: MiniLM embeddings, knn
 candidates (k per target, chunked), the LM passes (d0 + lm_pairs per target), three surrogate
 fits on the growing measured set, predictions for every candidate, and facility location on the
 sparse kernel (30 %). The LM part is run for --lm-sample sequences of this pool (d0 and candidate
@@ -29,23 +29,23 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def records(n: int) -> list:
-    """The first n distinct samples: P3 templates round-robin (p3, then p3_t0), then gsm8k."""
+    """n distinct samples of P3 (all templates of p3 and p3_t0) and gsm8k train, drawn in one
+    seeded shuffle of all their rows (empty completions skipped)."""
+    import random
+
     from delift_dvc.data.samples import to_sample
 
-    sources = sorted((SHARED / "p3").glob("*.jsonl")) + sorted((SHARED / "p3_t0").glob("*.jsonl"))
-    columns = []
-    for path in sources:
-        rows = []
+    rows = []
+    for path in sorted((SHARED / "p3").glob("*.jsonl")) + sorted((SHARED / "p3_t0").glob("*.jsonl")) + [
+            SHARED / "gsm8k" / "train.jsonl"]:
         for k, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
-            record = json.loads(line)
-            if record["completion"].removesuffix("<|endoftext|>").strip():
-                rows.append((f"{path.parent.name}/{path.stem}:{k + 1}", record))
-        columns.append(rows)
-    ordered = [c[depth] for depth in range(max(len(c) for c in columns)) for c in columns if depth < len(c)]
-    gsm = [(f"gsm8k/train:{k + 1}", json.loads(line)) for k, line in
-           enumerate((SHARED / "gsm8k" / "train.jsonl").read_text(encoding="utf-8").splitlines())]
+            rows.append((f"{path.parent.name}/{path.stem}:{k + 1}", line))
+    random.Random(0).shuffle(rows)
     samples, seen = [], set()
-    for where, record in ordered + gsm:
+    for where, line in rows:
+        record = json.loads(line)
+        if "completion" in record and not record["completion"].removesuffix("<|endoftext|>").strip():
+            continue
         sample = to_sample(record, where)
         if sample.id not in seen:
             seen.add(sample.id)

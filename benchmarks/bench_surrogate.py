@@ -115,9 +115,6 @@ def main() -> None:
     evaluate_methods(Path(args.store), samples, fingerprint, args.budget, args.k or n)
 
 
-if __name__ == "__main__":
-    main()
-
 
 def evaluate_methods(store_root: Path, samples, fingerprint: str, budget: float, k: int) -> None:
     """The table: each method's subset, scored by the FL objective on the dense kernel."""
@@ -153,8 +150,9 @@ def evaluate_methods(store_root: Path, samples, fingerprint: str, budget: float,
     rand = [objective(random_subset(ids, budget, seed)) for seed in range(5)]
     se = objective(instruction_tuning(ids, cosine_kernel(vectors, vectors), budget))
 
-    class _Scorer:  # the dense run's scorer identity: the surrogate reads its stored values
-        fingerprint = fingerprint
+    from types import SimpleNamespace
+
+    dense_scorer = SimpleNamespace(fingerprint=fingerprint)  # the surrogate reads the dense run's values
 
     timing = {}
     for share in (0.05, 0.10, 0.20):
@@ -169,7 +167,7 @@ def evaluate_methods(store_root: Path, samples, fingerprint: str, budget: float,
             plan = Plan("initial", "fl", ids, [], [], 0)
             start = time.perf_counter()
             with Store(store_root) as store:
-                run = surrogate_utility(store, params, plan, by_id, _Scorer(), all_stored=False)
+                run = surrogate_utility(store, params, plan, by_id, dense_scorer, all_stored=False)
             timing[(strategy, lm)] = time.perf_counter() - start
             chosen = instruction_tuning(ids, run.kernel, budget)
             rows.append((f"surrogate ({strategy} pairs), L = {lm}, k = {min(k, n)}",
@@ -187,3 +185,7 @@ def evaluate_methods(store_root: Path, samples, fingerprint: str, budget: float,
         print(f"| {name} | {pairs:,} | {pairs / (n * n):.1%} | {value:.3f} | {value / best:.3f} | {fmt[0]} | {fmt[1]} |")
     print("surrogate seconds (embeddings excluded):",
           ", ".join(f"{s} L={lm}: {t:.1f}" for (s, lm), t in timing.items()))
+
+
+if __name__ == "__main__":
+    main()
