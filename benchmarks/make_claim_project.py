@@ -5,7 +5,12 @@
 
 `--task p3`: pool = the first --pool-per-template usable rows of 8 P3 templates, test = rows
 150.. of the same templates (disjoint). `--task gsm8k`: the same pool, target set = the first
---targets rows of gsm8k/train (FLMI), test = the first --test rows of gsm8k/test. The project
+--targets rows of gsm8k/train (FLMI), test = the first --test rows of gsm8k/test. `--task cnn`:
+the paper's single-template P3 setting, p3_t0/cnn_dailymail_3_0_0_sum_in_brief (pool = its first
+--pool usable rows, test = its last --test rows, disjoint). `--task mixture`: the first
+--pool-per-template rows of 12 P3 templates, test = rows 150.. of each; with --continual the
+pool is the first 6 templates' rows (version 1) and data/update/v2.jsonl holds all 12 (version 2,
+for `delift-dvc compare --update data/update/v2.jsonl`). The project
 is this repository's dvc.yaml and params.yaml with the settings below; `--store` copies an
 existing store in (the pool's utilities are content-keyed, so they are reused, not rescored).
 """
@@ -25,16 +30,24 @@ SHARED = REPO.parent / "shared" / "data"
 TEMPLATES = ["glue_mrpc_paraphrase", "common_gen_Given_concepts_type_1", "social_i_qa_Generate_answer",
              "rotten_tomatoes_Reviewer_Enjoyment", "app_reviews_convert_to_star_rating",
              "glue_qqp_duplicate_or_not", "quarel_choose_between", "gigaword_make_a_title"]
+MIXTURE = TEMPLATES + ["samsum_Summarize_", "sciq_Direct_Question", "trec_what_category_best_describe",
+                       "wiki_bio_who"]
+CNN = SHARED / "p3_t0" / "cnn_dailymail_3_0_0_sum_in_brief.jsonl"
 TEST_START = 150  # test rows start here, far from the pool's rows
 
 
-def p3_rows(first: int, count: int) -> list[dict]:
+def usable_rows(path: Path) -> list[dict]:
+    """The rows of a P3 file, those with an empty completion marked None (kept for row numbers)."""
+    rows = [json.loads(line) for line in path.open(encoding="utf-8")]
+    return [r if r["completion"].removesuffix("<|endoftext|>").strip() else None for r in rows]
+
+
+def p3_rows(first: int, count: int, templates: list[str] = TEMPLATES) -> list[dict]:
     """`count` rows with a non-empty completion from row `first` on, of each template."""
     out = []
-    for name in TEMPLATES:
-        rows = [json.loads(line) for line in (SHARED / "p3" / f"{name}.jsonl").open(encoding="utf-8")]
-        usable = [r for r in rows[first:] if r["completion"].removesuffix("<|endoftext|>").strip()]
-        out += usable[:count]
+    for name in templates:
+        rows = usable_rows(SHARED / "p3" / f"{name}.jsonl")
+        out += [r for r in rows[first:] if r is not None][:count]
     return out
 
 
@@ -49,13 +62,19 @@ def sh(*args: str, cwd: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--task", choices=["p3", "gsm8k"], default="p3")
+    ap.add_argument("--task", choices=["p3", "gsm8k", "cnn", "mixture"], default="p3")
     ap.add_argument("--dir", required=True, type=Path)
     ap.add_argument("--pool-per-template", type=int, default=25)
     ap.add_argument("--test-per-template", type=int, default=10)
     ap.add_argument("--targets", type=int, default=20, help="gsm8k: target-set size (from train)")
-    ap.add_argument("--test", type=int, default=30, help="gsm8k: test-set size (from test)")
+    ap.add_argument("--test", type=int, default=30, help="gsm8k, cnn: test-set size")
+    ap.add_argument("--pool", type=int, default=150, help="cnn: pool size")
     ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=None, help="finetune.steps (equal compute); default: epochs")
+    ap.add_argument("--batch-size", type=int, default=None, help="finetune.batch_size")
+    ap.add_argument("--utility", choices=["dense", "knn", "surrogate"], default="dense", help="utility.pairs")
+    ap.add_argument("--continual", action="store_true", help="mixture: version 1 = 6 templates, v2 = 12")
+    ap.add_argument("--no-icl", action="store_true", help="evaluate.icl: false (halves evaluation time)")
     ap.add_argument("--learning-rate", type=float, default=5e-4)
     ap.add_argument("--max-new-tokens", type=int, default=None, help="default: 32 (p3), 128 (gsm8k)")
     ap.add_argument("--store", type=Path, help="an existing store to copy in")
@@ -66,12 +85,29 @@ def main() -> None:
     root.mkdir(parents=True)
     for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
         shutil.copy(REPO / name, root / name)
-    jsonl(root / "data/raw/train.jsonl", p3_rows(0, args.pool_per_template))
+    if args.task == "cnn":
+        rows = usable_rows(CNN)
+        if args.pool + args.test > len(rows):
+            raise SystemExit(f"--pool + --test: {CNN.name} has {len(rows)} rows")
+        pool = [r for r in rows[: args.pool] if r is not None]
+        test = [r for r in rows[len(rows) - args.test:] if r is not None]
+    elif args.task == "mixture":
+        pool = p3_rows(0, args.pool_per_template, MIXTURE)
+        test = p3_rows(TEST_START, args.test_per_template, MIXTURE)
+        if args.continual:
+            jsonl(root / "data/update/v2.jsonl", pool)
+            pool = p3_rows(0, args.pool_per_template, MIXTURE[:6])
+    else:
+        pool = p3_rows(0, args.pool_per_template)
+    jsonl(root / "data/raw/train.jsonl", pool)
     params = yaml.safe_load((root / "params.yaml").read_text())
     stages = yaml.safe_load((root / "dvc.yaml").read_text())
     params["data"].update({"test": "data/test/test.jsonl", "holdout": 0.0})
     stages["stages"]["ingest"]["deps"].append("${data.test}")
-    if args.task == "p3":
+    if args.task in ("cnn", "mixture"):
+        jsonl(root / "data/test/test.jsonl", test)
+        new_tokens = args.max_new_tokens or (64 if args.task == "cnn" else 32)
+    elif args.task == "p3":
         jsonl(root / "data/test/test.jsonl", p3_rows(TEST_START, args.test_per_template))
         new_tokens = args.max_new_tokens or 32
     else:
@@ -83,8 +119,12 @@ def main() -> None:
         stages["stages"]["ingest"]["deps"].append("${data.target_set}")
         new_tokens = args.max_new_tokens or 128
     params["selection"]["mode"] = "refresh"  # as `compare` runs it: the first run is reused
-    params["finetune"].update({"epochs": args.epochs, "learning_rate": args.learning_rate})
+    params["finetune"].update({"epochs": args.epochs, "learning_rate": args.learning_rate, "steps": args.steps})
+    if args.batch_size:
+        params["finetune"]["batch_size"] = args.batch_size
+    params["utility"]["pairs"] = args.utility
     params["evaluate"]["max_new_tokens"] = new_tokens
+    params["evaluate"]["icl"] = not args.no_icl
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (root / "dvc.yaml").write_text(yaml.safe_dump(stages, sort_keys=False))
     sh("git", "init", "-q", cwd=root)
