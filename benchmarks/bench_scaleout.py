@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import tempfile
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "p3"
 
 
 def p3_samples(n: int, seed: int = 0) -> list:
-    from delift_dvc.data.samples import to_sample
+    from bench_sparse import shuffled_unique  # after the thread settings of main()
 
     rows = []
     for path in sorted(SHARED.glob("*.jsonl")):
@@ -38,16 +37,7 @@ def p3_samples(n: int, seed: int = 0) -> list:
             record = json.loads(line)
             if record["completion"].removesuffix("<|endoftext|>").strip() and len(record["prompt"]) < 1500:
                 rows.append((f"{path.stem}:{k + 1}", record))
-    random.Random(seed).shuffle(rows)
-    samples, seen = [], set()
-    for where, record in rows:
-        sample = to_sample(record, where)
-        if sample.id not in seen:
-            seen.add(sample.id)
-            samples.append(sample)
-    if len(samples) < n:
-        raise SystemExit(f"only {len(samples)} usable P3 samples")
-    return sorted(samples[:n], key=lambda s: s.id)
+    return shuffled_unique(rows, n, seed)
 
 
 def run(samples, examples: int, segment_pairs: int, executor_kind: str, workers: int, threads: int,

@@ -52,6 +52,11 @@ def load(n: int, seed: int) -> list:
     for name in names:
         lines = (SHARED / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
         rows += [(f"{name}:{k + 1}", json.loads(line)) for k, line in enumerate(lines[:per_template])]
+    return shuffled_unique(rows, n, seed)
+
+
+def shuffled_unique(rows: list[tuple[str, dict]], n: int, seed: int) -> list:
+    """`n` distinct samples of (where, record) rows after a seeded shuffle, sorted by id."""
     random.Random(seed).shuffle(rows)
     samples, seen = [], set()
     for where, record in rows:
@@ -59,6 +64,8 @@ def load(n: int, seed: int) -> list:
         if sample.id not in seen:
             seen.add(sample.id)
             samples.append(sample)
+    if len(samples) < n:
+        raise SystemExit(f"only {len(samples)} usable P3 samples")
     return sorted(samples[:n], key=lambda s: s.id)
 
 
