@@ -72,6 +72,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--steps", type=int, default=None, help="finetune.steps (equal compute); default: epochs")
     ap.add_argument("--batch-size", type=int, default=None, help="finetune.batch_size")
+    ap.add_argument("--max-length", type=int, default=None, help="finetune.max_length")
+    ap.add_argument("--eval-dtype", default=None, help="evaluate.dtype (bfloat16: faster generation on CPUs with AMX)")
+    ap.add_argument("--eval-batch-size", type=int, default=None, help="evaluate.batch_size")
     ap.add_argument("--utility", choices=["dense", "knn", "surrogate"], default="dense", help="utility.pairs")
     ap.add_argument("--continual", action="store_true", help="mixture: version 1 = 6 templates, v2 = 12")
     ap.add_argument("--no-icl", action="store_true", help="evaluate.icl: false (halves evaluation time)")
@@ -120,8 +123,10 @@ def main() -> None:
         new_tokens = args.max_new_tokens or 128
     params["selection"]["mode"] = "refresh"  # as `compare` runs it: the first run is reused
     params["finetune"].update({"epochs": args.epochs, "learning_rate": args.learning_rate, "steps": args.steps})
-    if args.batch_size:
-        params["finetune"]["batch_size"] = args.batch_size
+    for section, key, value in (("finetune", "batch_size", args.batch_size), ("finetune", "max_length", args.max_length),
+                                ("evaluate", "dtype", args.eval_dtype), ("evaluate", "batch_size", args.eval_batch_size)):
+        if value is not None:
+            params[section][key] = value
     params["utility"]["pairs"] = args.utility
     params["evaluate"]["max_new_tokens"] = new_tokens
     params["evaluate"]["icl"] = not args.no_icl
