@@ -16,6 +16,7 @@ first LM-based run scores anything.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import subprocess
 from collections.abc import Callable, Sequence
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from delift_dvc.atomic import write_text
+from delift_dvc.atomic import write_bytes, write_text
 from delift_dvc.errors import DeliftError, InputError
 from delift_dvc.quality.stats import mean_sd, paired_difference
 from delift_dvc.selection.stages import METHODS
@@ -109,7 +110,7 @@ def run_grid(runs: Sequence[Run], out: str | Path, params_path: str = "params.ya
             _record_protocol(Path(out), Path(params.metrics))
     finally:
         for name, content in saved.items():
-            Path(name).write_bytes(content)
+            write_bytes(name, content)
 
 
 def _rows(run: Run, metrics: Path) -> list[dict]:
@@ -173,13 +174,11 @@ def _append_rows(path: Path, rows: list[dict], columns: list[str], key_columns: 
     keys = columns[:key_columns]
     seen = {tuple(r[c] for c in keys) for r in existing}
     fresh = [r for r in rows if tuple(r[c] for c in keys) not in seen]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new_file = not path.exists()
-    with path.open("a", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
-        if new_file:
-            writer.writeheader()
-        writer.writerows(fresh)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(existing + fresh)
+    write_text(path, buffer.getvalue())  # whole file, atomically: a killed sweep never leaves half a row
 
 
 # -- report -------------------------------------------------------------------------------------
@@ -281,12 +280,13 @@ def _write_curves(path: Path, summary: list[dict]) -> None:
     series = [(m, v) for m in METHODS for v in VARIANTS] + [("initial", "initial")]
     value = {(e["method"], e["variant"], e["budget"]): e["rouge_l"] for e in summary}
     flat = {(e["method"], e["variant"]): e["rouge_l"] for e in summary if e["method"] in ("initial", "full")}
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["budget"] + [f"{m}_{v}" for m, v in series])
-        for b in budgets:
-            cells = [flat.get((m, v), value.get((m, v, b))) for m, v in series]
-            writer.writerow([f"{b:g}"] + ["" if c is None else f"{c:.4f}" for c in cells])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["budget"] + [f"{m}_{v}" for m, v in series])
+    for b in budgets:
+        cells = [flat.get((m, v), value.get((m, v, b))) for m, v in series]
+        writer.writerow([f"{b:g}"] + ["" if c is None else f"{c:.4f}" for c in cells])
+    write_text(path, buffer.getvalue())
 
 
 def _plot(path: Path, summary: list[dict]) -> None:
@@ -315,5 +315,7 @@ def _plot(path: Path, summary: list[dict]) -> None:
         ax.legend(fontsize=8)
     axes[0].set_ylabel("ROUGE-L (test set)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110, metadata={"Software": None})
+    image = io.BytesIO()
+    fig.savefig(image, format="png", dpi=110, metadata={"Software": None})
     plt.close(fig)
+    write_bytes(path, image.getvalue())

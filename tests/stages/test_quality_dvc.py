@@ -207,6 +207,29 @@ def test_paired_differences_by_hand():
     assert table["full"]["mean"] == pytest.approx(-10.0) and table["full"]["verdict"] == "worse"
 
 
+def test_rows_are_added_without_twins_and_a_failed_write_keeps_the_file(tmp_path, monkeypatch):
+    from delift_dvc.quality import compare
+
+    path = tmp_path / "reports" / "compare.csv"
+
+    def row(method, seed, rouge):
+        return {"method": method, "budget": "0.3", "seed": seed, "n_train": "3", "variant": "finetuned",
+                "nll": "1.0", "rouge_l": rouge, "cosine": "0.5"}
+
+    compare._append_rows(path, [row("delift", "0", "10")], compare.COLUMNS, 5)
+    compare._append_rows(path, [row("delift", "0", "99"), row("random", "0", "20")], compare.COLUMNS, 5)
+    assert [(r["method"], r["rouge_l"]) for r in compare._read_rows(path)] == [("delift", "10"), ("random", "20")]
+    before = path.read_bytes()
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(compare, "write_text", killed)
+    with pytest.raises(KeyboardInterrupt):
+        compare._append_rows(path, [row("full", "0", "30")], compare.COLUMNS, 5)
+    assert path.read_bytes() == before and [f.name for f in path.parent.iterdir()] == ["compare.csv"]
+
+
 def test_summary_mean_and_spread_by_hand():
     from delift_dvc.quality.compare import markdown, summarize
 
