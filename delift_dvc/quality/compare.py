@@ -201,7 +201,8 @@ def summarize(rows: list[dict]) -> list[dict]:
 def paired_table(samples: list[dict], variant: str = "finetuned", metric: str = "rouge_l") -> list[dict]:
     """Each method and budget against random (same budget; random additions in a continual
     comparison) and against full: the mean per-sample difference of `metric` on the same test
-    samples (each side averaged over its seeds), a bootstrap 95 % interval and the verdict."""
+    samples (each side averaged over its seeds), a bootstrap 95 % interval and the verdict
+    ("better" means higher, or lower for nll)."""
     per: dict[tuple, dict[str, list[float]]] = {}
     for row in samples:
         if row["variant"] == variant:
@@ -223,17 +224,21 @@ def paired_table(samples: list[dict], variant: str = "finetuned", metric: str = 
                 continue
             result = paired_difference(np.array([means[key][i] for i in common]),
                                        np.array([means[other][i] for i in common]))
+            verdict = result.verdict
+            if metric == "nll":  # lower is better
+                verdict = {"better": "worse", "worse": "better"}.get(verdict, verdict)
             out.append({"method": method, "budget": budget, "against": name, "n": result.n, "mean": result.mean,
-                        "low": result.low, "high": result.high, "verdict": result.verdict})
+                        "low": result.low, "high": result.high, "verdict": verdict})
     return out
 
 
 def paired_markdown(rows: list[dict], variant: str, metric: str = "ROUGE-L") -> str:
     lines = [f"| method | budget | against | test samples | {metric} difference ({variant}) | 95 % interval | verdict |",
              "|---|---|---|---|---|---|---|"]
+    digits = 3 if metric == "NLL" else 2  # nats per token vs ROUGE-L points
     for r in rows:
-        lines.append(f"| {r['method']} | {r['budget']:g} | {r['against']} | {r['n']} | {r['mean']:+.2f} | "
-                     f"[{r['low']:+.2f}, {r['high']:+.2f}] | {r['verdict']} |")
+        lines.append(f"| {r['method']} | {r['budget']:g} | {r['against']} | {r['n']} | {r['mean']:+.{digits}f} | "
+                     f"[{r['low']:+.{digits}f}, {r['high']:+.{digits}f}] | {r['verdict']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -263,10 +268,12 @@ def report(out: str | Path) -> str:
     table = f"fine-tuning protocol: {protocol.get('protocol', 'unknown')}\n\n" + markdown(summary)
     samples = _read_rows(out / "compare_samples.csv", SAMPLE_COLUMNS)
     for variant in VARIANTS:
-        paired = paired_table(samples, variant)
-        if paired:
-            table += f"\nPaired differences, {variant}, on the same test samples (bootstrap over samples):\n\n"
-            table += paired_markdown(paired, variant)
+        for metric, name in (("rouge_l", "ROUGE-L"), ("nll", "NLL")):
+            paired = paired_table(samples, variant, metric)
+            if paired:
+                table += (f"\nPaired differences of {name}, {variant}, on the same test samples (bootstrap over"
+                          f" samples{'; lower NLL is better' if metric == 'nll' else ''}):\n\n")
+                table += paired_markdown(paired, variant, name)
     write_text(out / "compare.md", table)
     _write_curves(out / "quality_vs_budget.csv", summary)
     _plot(out / "compare.png", summary)

@@ -205,6 +205,11 @@ def test_paired_differences_by_hand():
     table = {(r["against"]): r for r in paired_table(rows)}
     assert table["random"]["mean"] == pytest.approx(19.5) and table["random"]["verdict"] == "better"
     assert table["full"]["mean"] == pytest.approx(-10.0) and table["full"]["verdict"] == "worse"
+    for r in rows:  # the same numbers read as NLL: lower is better, so the verdicts turn round
+        r["nll"] = r["rouge_l"]
+    nll = {(r["against"]): r for r in paired_table(rows, metric="nll")}
+    assert nll["random"]["mean"] == pytest.approx(19.5) and nll["random"]["verdict"] == "worse"
+    assert nll["full"]["verdict"] == "better"
 
 
 def test_rows_are_added_without_twins_and_a_failed_write_keeps_the_file(tmp_path, monkeypatch):
