@@ -302,8 +302,10 @@ def _plot(path: Path, summary: list[dict]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for ax, variant in zip(axes, VARIANTS):
+    variants = [v for v in VARIANTS if any(e["variant"] == v for e in summary)] or ["finetuned"]
+    fig, axes = plt.subplots(1, len(variants), figsize=(5 * len(variants), 4), sharey=True, squeeze=False)
+    axes = axes[0]
+    for ax, variant in zip(axes, variants):
         for method in sorted({e["method"] for e in summary} - {"initial", "full"}):
             points = sorted((e["budget"], e["rouge_l"], e["rouge_l_sd"]) for e in summary
                             if e["method"] == method and e["variant"] == variant)
