@@ -8,7 +8,7 @@
 --targets rows of gsm8k/train (FLMI), test = the first --test rows of gsm8k/test. `--task cnn`:
 the paper's single-template P3 setting, p3_t0/cnn_dailymail_3_0_0_sum_in_brief (pool = its first
 --pool usable rows, test = its last --test rows, disjoint). `--task mixture`: the first
---pool-per-template rows of 12 P3 templates, test = rows 150.. of each; with --continual the
+--pool-per-template rows of 12 P3 templates (p3 and p3_t0), test = rows 150.. of each; with --continual the
 pool is the first 6 templates' rows (version 1) and data/update/v2.jsonl holds all 12 (version 2,
 for `delift-dvc compare --update data/update/v2.jsonl`). The project
 is this repository's dvc.yaml and params.yaml with the settings below; `--store` copies an
@@ -30,8 +30,11 @@ SHARED = REPO.parent / "shared" / "data"
 TEMPLATES = ["glue_mrpc_paraphrase", "common_gen_Given_concepts_type_1", "social_i_qa_Generate_answer",
              "rotten_tomatoes_Reviewer_Enjoyment", "app_reviews_convert_to_star_rating",
              "glue_qqp_duplicate_or_not", "quarel_choose_between", "gigaword_make_a_title"]
-MIXTURE = TEMPLATES + ["samsum_Summarize_", "sciq_Direct_Question", "trec_what_category_best_describe",
-                       "wiki_bio_who"]
+# 12 templates of p3 and p3_t0 ("folder/name"; a bare name is in p3), all with short samples (median
+# 140-306 characters): trec_what_category_best_describe has no non-empty completion at all
+MIXTURE = TEMPLATES + ["commonsense_qa_answer_to_question", "wiki_qa_Decide_good_answer",
+                       "p3_t0/sciq_Direct_Question_Closed_Book_",
+                       "p3_t0/dbpedia_14_given_a_list_of_category_what_does_the_title_belong_to"]
 CNN = SHARED / "p3_t0" / "cnn_dailymail_3_0_0_sum_in_brief.jsonl"
 TEST_START = 150  # test rows start here, far from the pool's rows
 
@@ -46,8 +49,12 @@ def p3_rows(first: int, count: int, templates: list[str] = TEMPLATES) -> list[di
     """`count` rows with a non-empty completion from row `first` on, of each template."""
     out = []
     for name in templates:
-        rows = usable_rows(SHARED / "p3" / f"{name}.jsonl")
-        out += [r for r in rows[first:] if r is not None][:count]
+        folder, _, name = name.rpartition("/")
+        rows = usable_rows(SHARED / (folder or "p3") / f"{name}.jsonl")
+        taken = [r for r in rows[first:] if r is not None][:count]
+        if len(taken) < count:
+            raise SystemExit(f"{folder or 'p3'}/{name}.jsonl: only {len(taken)} usable rows from row {first}")
+        out += taken
     return out
 
 

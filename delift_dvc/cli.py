@@ -78,12 +78,15 @@ FILE_OPTIONS = [
     (click.option("--nu", type=float, help="FLCG privacy hardness nu."), "selection", "nu"),
     (click.option("--scaling", type=click.Choice(SCALINGS)), "selection", "scaling"),
     (click.option("--seed", type=int, help="Seed of the random baseline."), "selection", "seed"),
+    (click.option("--embedding-coverage", type=float,
+                  help="delift: add this weight times the objective on sentence-embedding similarity."),
+     "selection", "embedding_coverage"),
 ]
 SCORE_KEYS = {"store", "model", "dtype", "device", "max_length", "batch_tokens", "overflow", "segment_pairs",
               "threads", "executor", "workers", "ray_address", "pairs", "k", "lm_pairs", "strategy", "rounds",
               "budget"}
 SELECT_KEYS = {"store", "model", "dtype", "device", "max_length", "overflow", "pairs", "k", "lm_pairs", "strategy",
-               "rounds", "method", "budget", "eta", "nu", "scaling", "seed"}
+               "rounds", "method", "budget", "eta", "nu", "scaling", "seed", "embedding_coverage"}
 
 
 def file_options(keys: set[str]):
@@ -255,16 +258,21 @@ def evaluate(params_path, initial, quiet) -> None:
               help="Fine-tuning seeds, for every method (also the random baseline's selection seed).")
 @click.option("--update", type=click.Path(), help="Continual comparison: data.train of the next version "
               "(FLCG continuation vs refresh vs random additions); --methods is not used.")
+@click.option("--embedding-coverage", "coverage", type=float, default=0.25, show_default=True,
+              help="selection.embedding_coverage of the delift_cov method (delift runs use 0).")
 @click.option("--out", default="reports", show_default=True, help="Folder for compare.csv/.md/.png.")
 @click.option("--params", "params_path", default="params.yaml", show_default=True, help=PARAMS_HELP)
 @click.option("--dry-run", is_flag=True, help="Print the `dvc exp run` commands only.")
 @click.option("--report-only", is_flag=True, help="Rebuild table and plot from OUT/compare.csv.")
-def compare(methods, budgets, seeds, update, out, params_path, dry_run, report_only) -> None:
+def compare(methods, budgets, seeds, update, coverage, out, params_path, dry_run, report_only) -> None:
     """Run the method x budget x seed grid as `dvc exp run` experiments and tabulate quality.
 
     Each run re-selects from scratch (selection.mode=refresh), fine-tunes with its seed and
     evaluates; rows go to OUT/compare.csv as they finish, then OUT/compare.md (mean and spread,
     paired differences with bootstrap intervals) and OUT/compare.png.
+
+    Methods: delift, delift_se, random, full, and delift_cov (delift with
+    --embedding-coverage; plain delift runs with selection.embedding_coverage 0).
 
     Example: delift-dvc compare --methods delift,random,full --budgets 0.3 --seeds 0,1,2
     """
@@ -274,7 +282,7 @@ def compare(methods, budgets, seeds, update, out, params_path, dry_run, report_o
         click.echo(report(out))
         return
     budget_values = [BUDGET.convert(b, None, None) for b in _names(budgets)]
-    runs = grid(_names(methods), budget_values, [_seed(s) for s in _names(seeds)], update)
+    runs = grid(_names(methods), budget_values, [_seed(s) for s in _names(seeds)], update, coverage)
     run_grid(runs, out, params_path, dry_run=dry_run, echo=click.echo)
     if not dry_run:
         click.echo(report(out))

@@ -199,6 +199,7 @@ class SelectionParams:
     scaling: str = _key("joint", choice(SCALINGS))
     stop_at_zero_gain: bool = _key(False, boolean)
     seed: int = _key(0, integer(0))
+    embedding_coverage: float = _key(0.0, number(0.0))  # delift: + w * the same objective on MiniLM cosine
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ Every method runs once per seed: the seed is the fine-tuning seed (and the rando
 selection seed), so a method's spread includes the training noise. `full` runs at budget 1.0.
 With `update`, the continual comparison instead runs a data update from the project's current
 version to the `update` data: FLCG continuation (`flcg`), re-selection from scratch (`refresh`)
-and random additions of the same size (`random_additions`).
+and random additions of the same size (`random_additions`). `delift_cov` is DELIFT with the
+sentence-embedding coverage term (`selection.embedding_coverage`, weight `coverage`); plain
+`delift` runs with that weight at 0, whatever params.yaml says.
 
 Rows are appended to OUT/compare.csv (and per test sample to OUT/compare_samples.csv) as each run
 finishes, so a killed sweep resumes where it stopped. The store keeps every utility, so only the
@@ -37,6 +39,8 @@ METRICS = ("rouge_l", "cosine", "nll")
 # continual variants: (selection.method, selection.mode)
 CONTINUAL = {"flcg": ("delift", "incremental"), "refresh": ("delift", "refresh"),
              "random_additions": ("random", "incremental")}
+COMPARE_METHODS = (*METHODS, "delift_cov")  # delift_cov: delift + embedding coverage
+DEFAULT_COVERAGE = 0.25
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class Run:
     budget: float | int
     seed: int
     update: str | None = None  # data.train of the update (continual comparison)
+    coverage: float = DEFAULT_COVERAGE  # selection.embedding_coverage of delift_cov runs
 
     def overrides(self) -> list[str]:
         """`dvc exp run -S` arguments of this run."""
@@ -54,6 +59,10 @@ class Run:
         if self.update is not None:
             method, mode = CONTINUAL[self.method]
             return [f"data.train={self.update}", f"selection.method={method}", f"selection.mode={mode}", *common]
+        if self.method in ("delift", "delift_cov"):
+            weight = self.coverage if self.method == "delift_cov" else 0.0
+            return ["selection.method=delift", *common, "selection.mode=refresh",
+                    f"selection.embedding_coverage={weight:g}"]
         return [f"selection.method={self.method}", *common, "selection.mode=refresh"]
 
     def key(self) -> tuple[str, str, str]:
@@ -61,20 +70,23 @@ class Run:
 
 
 def grid(methods: Sequence[str], budgets: Sequence[float | int], seeds: Sequence[int],
-         update: str | None = None) -> list[Run]:
+         update: str | None = None, coverage: float = DEFAULT_COVERAGE) -> list[Run]:
     """The runs: every method once per budget and seed (`full` at budget 1.0); with `update`,
-    the three continual variants per budget and seed instead."""
+    the three continual variants per budget and seed instead. `coverage`: the embedding
+    coverage weight of `delift_cov` runs."""
     if not budgets or not seeds:
         raise InputError("--budgets and --seeds: need at least one value each")
     if update is not None:
         return [Run(m, b, s, update) for m in CONTINUAL for b in budgets for s in seeds]
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods if m not in COMPARE_METHODS]
     if unknown:
-        raise InputError(f"--methods: unknown method {unknown[0]!r} (known: {', '.join(METHODS)})")
+        raise InputError(f"--methods: unknown method {unknown[0]!r} (known: {', '.join(COMPARE_METHODS)})")
+    if not (coverage > 0 and coverage < float("inf")):
+        raise InputError(f"--embedding-coverage {coverage!r}: expected a number > 0")
     runs = []
     for method in methods:
         for budget in ([1.0] if method == "full" else budgets):
-            runs.extend(Run(method, budget, seed) for seed in seeds)
+            runs.extend(Run(method, budget, seed, coverage=coverage) for seed in seeds)
     return runs
 
 
@@ -93,6 +105,7 @@ def run_grid(runs: Sequence[Run], out: str | Path, params_path: str = "params.ya
     table, samples = Path(out) / "compare.csv", Path(out) / "compare_samples.csv"
     done = {(r["method"], r["budget"], r["seed"]) for r in _read_rows(table, COLUMNS)}
     todo = [run for run in runs if run.key() not in done]
+    _check_coverage(Path(out), runs, done)
     echo(f"{len(runs)} runs, {len(runs) - len(todo)} already in {table}, {len(todo)} to run")
     saved = {name: Path(name).read_bytes() for name in ("params.yaml", "dvc.lock") if Path(name).exists()}
     try:
@@ -107,7 +120,7 @@ def run_grid(runs: Sequence[Run], out: str | Path, params_path: str = "params.ya
                 raise DeliftError(f"dvc exp run {' '.join(run.overrides())}: failed ({tail[0]})")
             _append_rows(table, _rows(run, Path(params.metrics)), COLUMNS, 5)
             _append_rows(samples, _sample_rows(run, Path(params.plots)), SAMPLE_COLUMNS, 5)
-            _record_protocol(Path(out), Path(params.metrics))
+            _record_protocol(Path(out), Path(params.metrics), run)
     finally:
         for name, content in saved.items():
             write_bytes(name, content)
@@ -143,13 +156,28 @@ def _sample_rows(run: Run, plots: Path) -> list[dict]:
     return rows
 
 
-def _record_protocol(out: Path, metrics: Path) -> None:
-    """OUT/protocol.json: how the runs were fine-tuned (the same for every run of a sweep)."""
+def _record_protocol(out: Path, metrics: Path, run: Run) -> None:
+    """OUT/protocol.json: how the runs were fine-tuned (the same for every run of a sweep), and
+    the embedding coverage weight of the delift_cov runs once one ran."""
     train = json.loads((metrics / "train.json").read_text(encoding="utf-8"))
     path = out / "protocol.json"
-    protocol = {"protocol": train.get("protocol", "epochs")}
-    if not path.is_file():
-        write_text(path, json.dumps(protocol, sort_keys=True) + "\n")
+    protocol = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    protocol.setdefault("protocol", train.get("protocol", "epochs"))
+    if run.method == "delift_cov":
+        protocol.setdefault("embedding_coverage", run.coverage)
+    write_text(path, json.dumps(protocol, sort_keys=True) + "\n")
+
+
+def _check_coverage(out: Path, runs: Sequence[Run], done: set) -> None:
+    """Refuse to mix delift_cov rows made with another embedding coverage weight."""
+    path = out / "protocol.json"
+    wanted = {run.coverage for run in runs if run.method == "delift_cov"}
+    if not wanted or not path.is_file():
+        return
+    recorded = json.loads(path.read_text(encoding="utf-8")).get("embedding_coverage")
+    if recorded is not None and recorded not in wanted and any(key[0] == "delift_cov" for key in done):
+        raise InputError(f"--embedding-coverage {wanted.pop():g}: {path} holds delift_cov runs at "
+                         f"{recorded:g} (use that weight, or another --out)")
 
 
 def _row(method, budget, seed, n_train, variant, values: dict) -> dict:
@@ -265,7 +293,10 @@ def report(out: str | Path) -> str:
         raise InputError(f"{out / 'compare.csv'}: no results yet (run `delift-dvc compare` first)")
     summary = summarize(rows)
     protocol = json.loads((out / "protocol.json").read_text()) if (out / "protocol.json").is_file() else {}
-    table = f"fine-tuning protocol: {protocol.get('protocol', 'unknown')}\n\n" + markdown(summary)
+    header = f"fine-tuning protocol: {protocol.get('protocol', 'unknown')}"
+    if "embedding_coverage" in protocol:
+        header += f"; delift_cov = delift with selection.embedding_coverage {protocol['embedding_coverage']:g}"
+    table = header + "\n\n" + markdown(summary)
     samples = _read_rows(out / "compare_samples.csv", SAMPLE_COLUMNS)
     for variant in VARIANTS:
         for metric, name in (("rouge_l", "ROUGE-L"), ("nll", "NLL")):
@@ -284,7 +315,7 @@ def _write_curves(path: Path, summary: list[dict]) -> None:
     """ROUGE-L means by budget, one column per method and variant (every method always has its
     columns, empty where it did not run); full and initial repeat as flat reference lines."""
     budgets = sorted({e["budget"] for e in summary if e["method"] not in ("initial", "full")})
-    series = [(m, v) for m in METHODS for v in VARIANTS] + [("initial", "initial")]
+    series = [(m, v) for m in COMPARE_METHODS for v in VARIANTS] + [("initial", "initial")]
     value = {(e["method"], e["variant"], e["budget"]): e["rouge_l"] for e in summary}
     flat = {(e["method"], e["variant"]): e["rouge_l"] for e in summary if e["method"] in ("initial", "full")}
     buffer = io.StringIO()

@@ -87,10 +87,14 @@ def run_plan(
     scaling: str = "joint",
     stop_at_zero_gain: bool = False,
     seed: int = 0,
+    coverage_block: np.ndarray | None = None,
+    coverage_weight: float = 0.0,
 ) -> Subset:
     """Select per `plan`. block [|ground|, |examples|] (dense array or SparseKernel): utility
     (delift) or similarity (delift_se) of each ground target with each example; None for
-    random/full. The returned subset is kept + picks, with gain 0.0 for the kept samples."""
+    random/full. coverage_block: a second kernel of the same shape (sentence-embedding
+    similarity) whose objective, times coverage_weight, is added (see select_submodular).
+    The returned subset is kept + picks, with gain 0.0 for the kept samples."""
     if plan.budget == 0 or not plan.ground:
         picks = Subset([], [], 0.0, method, plan.objective, {"budget": plan.budget})
     elif method == "random":
@@ -98,7 +102,8 @@ def run_plan(
     elif method == "full":
         picks = full_set(plan.ground)
     else:
-        picks = _submodular(plan, method, block, eta, nu, scaling, stop_at_zero_gain)
+        picks = _submodular(plan, method, block, eta, nu, scaling, stop_at_zero_gain,
+                            coverage_block, coverage_weight)
     return Subset(
         plan.kept + picks.ids,
         [0.0] * len(plan.kept) + picks.gains,
@@ -109,7 +114,8 @@ def run_plan(
     )
 
 
-def _submodular(plan, method, block, eta, nu, scaling, stop_at_zero_gain) -> Subset:
+def _split(plan: Plan, block) -> tuple:
+    """(ground columns [|ground|, |ground|], extra columns [|ground|, |extra|]) of a plan's block."""
     if block is None or block.shape != (len(plan.ground), len(plan.examples)):
         raise ValueError("run_plan: the kernel block does not match the plan")
     column = {e: k for k, e in enumerate(plan.examples)}
@@ -117,10 +123,18 @@ def _submodular(plan, method, block, eta, nu, scaling, stop_at_zero_gain) -> Sub
     extra_cols = [column[i] for i in plan.extra]
     if isinstance(block, SparseKernel):
         rows = np.arange(len(plan.ground))
-        kernel, extra = block.take(rows, ground_cols), block.take(rows, extra_cols)
-    else:
-        kernel, extra = block[:, ground_cols], block[:, extra_cols]
+        return block.take(rows, ground_cols), block.take(rows, extra_cols)
+    return block[:, ground_cols], block[:, extra_cols]
+
+
+def _submodular(plan, method, block, eta, nu, scaling, stop_at_zero_gain, coverage_block,
+                coverage_weight) -> Subset:
+    kernel, extra = _split(plan, block)
     common = {"scaling": scaling, "stop_at_zero_gain": stop_at_zero_gain, "method": method}
+    if coverage_weight:
+        cover_kernel, cover_extra = _split(plan, coverage_block)
+        common.update(coverage=(cover_kernel, cover_extra),
+                      coverage_weight=coverage_weight)
     if plan.objective == "fl":
         return instruction_tuning(plan.ground, kernel, plan.budget, **common)
     if plan.objective == "flmi":

@@ -95,6 +95,15 @@ class SparseKernel:
         return SparseKernel.from_pairs(new_rows[keep], new_cols[keep], self.values[entry][keep],
                                        (len(rows), len(cols)))
 
+    def stack_rows(self, other: "SparseKernel", weight: float = 1.0) -> "SparseKernel":
+        """[self; weight * other]: other's rows appended below (same columns), [n + m, n_cols]."""
+        if other.shape[1] != self.shape[1]:
+            raise ValueError(f"stack_rows: {other.shape[1]} columns below {self.shape[1]}")
+        indptr = np.concatenate([self.indptr, other.indptr[1:] + self.indptr[-1]])
+        return SparseKernel(indptr, np.concatenate([self.indices, other.indices]),
+                            np.concatenate([self.values, float(weight) * other.values]),
+                            (self.shape[0] + other.shape[0], self.shape[1]))
+
     def row_max(self) -> np.ndarray:
         """max over each row of the dense kernel (missing entries count as 0), float64 [n_rows]."""
         out = np.zeros(self.shape[0])

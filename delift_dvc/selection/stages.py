@@ -7,6 +7,7 @@ Candidates are ordered by sample id, so ties in the greedy go to the smallest id
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -68,12 +69,19 @@ def select_submodular(
     scaling: str = "joint",
     stop_at_zero_gain: bool = False,
     method: str = "delift",
+    coverage: tuple[np.ndarray, np.ndarray | None] | None = None,
+    coverage_weight: float = 0.0,
 ) -> Subset:
     """Greedy subset of `ids` (the ground set; kernel [n, n], rows targets, columns candidates,
     both in the order of `ids`). query_kernel [n, |Q|] for flmi, private_kernel [n, |P|] for
     flcg; raw values, scaled here by `scaling`. Dense kernels may mark an unscored entry with
     NaN; SparseKernels (all three sparse) simply leave it out: either way it counts as the
-    value that scaling maps to 0, and both give the same subset."""
+    value that scaling maps to 0, and both give the same subset.
+
+    With `coverage_weight` w > 0, `coverage` = (similarity [n, n], its query/private block,
+    read only by flmi/flcg) in the shapes of kernel and the extra block, e.g. sentence-embedding
+    cosine: the objective becomes f(S; kernel) + w * f(S; similarity), the same objective on both
+    kernels, each scaled on its own (a sum of submodular functions: the greedy keeps its guarantee)."""
     if objective not in OBJECTIVES:
         raise InputError(f"selection.objective '{objective}': expected one of {', '.join(OBJECTIVES)}")
     if scaling not in SCALINGS:
@@ -88,18 +96,20 @@ def select_submodular(
         raise ValueError("flmi needs a query kernel (the target set)")
     if n == 0:
         return Subset([], [], 0.0, method, objective, {})
-    if isinstance(kernel, SparseKernel):
-        blocks = [kernel.take(order, order)]
-        if extra is not None:
-            blocks.append(extra.take(order, np.arange(extra.shape[1])))
-        scaled = scale_sparse(blocks, mode=scaling)
-        solve = maximize_sparse
-    else:
-        blocks = [kernel[np.ix_(order, order)]]
-        if extra is not None:
-            blocks.append(extra[order])
-        scaled = minmax_scale(fill_missing(blocks, scaling), mode=scaling)
-        solve = maximize
+    solve = maximize_sparse if isinstance(kernel, SparseKernel) else maximize
+    scaled = _scaled_blocks(kernel, extra, order, scaling)
+    weight = _coverage_weight(coverage_weight)
+    if weight > 0:
+        if coverage is None:
+            raise ValueError("coverage_weight > 0 needs a coverage kernel")
+        cover_kernel, cover_extra = coverage
+        if cover_kernel.shape != kernel.shape or (extra is not None and (
+                cover_extra is None or cover_extra.shape != extra.shape)):
+            raise ValueError("the coverage blocks do not match the kernel blocks")
+        if isinstance(cover_kernel, SparseKernel) != isinstance(kernel, SparseKernel):
+            raise ValueError("the coverage kernel must be sparse exactly when the kernel is")
+        covered = _scaled_blocks(cover_kernel, cover_extra if extra is not None else None, order, scaling)
+        scaled = [_stack(a, b, weight) for a, b in zip(scaled, covered)]
     result = solve(
         scaled[0],
         _budget(budget, n),
@@ -111,6 +121,8 @@ def select_submodular(
         stop_at_zero_gain=stop_at_zero_gain,
     )
     params = {"budget": budget, "scaling": scaling, "stop_at_zero_gain": stop_at_zero_gain}
+    if weight > 0:
+        params["embedding_coverage"] = weight
     if objective == "flmi":
         params["eta"] = eta
     if objective == "flcg":
@@ -123,6 +135,32 @@ def select_submodular(
         objective,
         params,
     )
+
+
+def _scaled_blocks(kernel, extra, order: np.ndarray, scaling: str) -> list:
+    """[kernel, extra] (extra if given) in the ground set's sorted order, min-max scaled."""
+    if isinstance(kernel, SparseKernel):
+        blocks = [kernel.take(order, order)]
+        if extra is not None:
+            blocks.append(extra.take(order, np.arange(extra.shape[1])))
+        return scale_sparse(blocks, mode=scaling)
+    blocks = [kernel[np.ix_(order, order)]]
+    if extra is not None:
+        blocks.append(extra[order])
+    return minmax_scale(fill_missing(blocks, scaling), mode=scaling)
+
+
+def _coverage_weight(weight: float) -> float:
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
+        raise InputError(f"selection.embedding_coverage {weight!r}: expected a number >= 0")
+    return float(weight)
+
+
+def _stack(top, bottom, weight: float):
+    """Rows of `bottom` times `weight` appended below `top` (dense or sparse alike)."""
+    if isinstance(top, SparseKernel):
+        return top.stack_rows(bottom, weight)
+    return np.vstack([top, (weight * bottom).astype(top.dtype, copy=False)])
 
 
 def instruction_tuning(ids: Sequence[str], uf: np.ndarray, budget: int | float, **kw) -> Subset:

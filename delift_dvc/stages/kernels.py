@@ -208,6 +208,33 @@ def similarity_block(plan: Plan, by_id: Mapping[str, object], device: str) -> np
     return cosine_kernel(vectors[[position[i] for i in plan.ground]], vectors)
 
 
+def coverage_block(params, plan: Plan, by_id: Mapping[str, object], block) -> np.ndarray | SparseKernel | None:
+    """The sentence-embedding similarity that `selection.embedding_coverage` adds to a delift
+    selection, in the shape of the utility `block` [|ground|, |examples|]: dense cosine for a
+    dense block, cosine at the block's stored entries for a sparse one (memory O(nnz)); None
+    when the weight is 0 or the method is not delift."""
+    if params.selection.method != "delift" or not params.selection.embedding_coverage or block is None:
+        return None
+    if not isinstance(block, SparseKernel):
+        return similarity_block(plan, by_id, params.scoring.device)
+    vectors = embed(plan.examples, by_id, params.scoring.device)
+    position = {e: k for k, e in enumerate(plan.examples)}
+    ground = vectors[[position[i] for i in plan.ground]]
+    rows, values = block.rows(), np.empty(block.nnz)
+    for c0 in range(0, block.nnz, 1 << 16):
+        r, c = rows[c0:c0 + (1 << 16)], block.indices[c0:c0 + (1 << 16)]
+        values[c0:c0 + len(r)] = np.einsum("ij,ij->i", ground[r].astype(np.float64), vectors[c].astype(np.float64))
+    return block.with_values(values)
+
+
+def coverage_args(params, plan: Plan, by_id: Mapping[str, object], block) -> dict:
+    """run_plan's coverage keywords for these params ({} when no coverage term applies)."""
+    cover = coverage_block(params, plan, by_id, block)
+    if cover is None:
+        return {}
+    return {"coverage_block": cover, "coverage_weight": params.selection.embedding_coverage}
+
+
 def embed(ids: Sequence[str], by_id: Mapping[str, object], device: str) -> np.ndarray:
     """Unit-norm all-MiniLM-L6-v2 vectors [len(ids), 384] (float32) of samples' prompt + response."""
     from delift_dvc.utility.embeddings import Embedder, sample_text

@@ -121,3 +121,42 @@ def test_identical_runs_give_byte_identical_store_and_outputs(tmp_path, tiny_mod
         outputs.append(files)
     assert outputs[0].keys() == outputs[1].keys() and len(outputs[0]) > 10
     assert outputs[0] == outputs[1]
+
+
+def test_embedding_coverage_in_the_pipeline_dense_knn_and_update(tmp_path, tiny_model_dir):
+    from dataclasses import replace
+
+    from delift_dvc.stages.kernels import embed
+    from delift_dvc.stages.ingest import prepared_pool
+
+    def covered(params: Params, weight: float) -> Params:
+        return replace(params, selection=replace(params.selection, embedding_coverage=weight))
+
+    data = alpaca(10)
+    plain = run_version(params_for(tmp_path / "plain", tiny_model_dir, "dense", 32), data)
+    dense = run_version(covered(params_for(tmp_path / "dense", tiny_model_dir, "dense", 32), 0.5), data)
+    knn_params = covered(params_for(tmp_path / "knn", tiny_model_dir, "knn", 10), 0.5)
+    sparse = run_version(knn_params, data)
+    assert dense["pairs_scored"] == sparse["pairs_scored"] == plain["pairs_scored"] == 100
+    assert dense["record"]["params"]["embedding_coverage"] == 0.5
+    assert "embedding_coverage" not in plain["record"]["params"]
+    assert sparse["record"]["ids"] == dense["record"]["ids"]
+    assert sparse["record"]["objective"] == pytest.approx(dense["record"]["objective"], rel=1e-9)
+    # the recorded objective is the utility objective plus half the similarity objective
+    pool, _ = prepared_pool(knn_params)
+    ids = sorted(s.id for s in pool)
+    vectors = embed(ids, {s.id: s for s in pool}, "cpu").astype(np.float64)
+    sim = vectors @ vectors.T
+    sim = (sim - sim.min()) / (sim.max() - sim.min())
+    chosen = [ids.index(i) for i in dense["record"]["ids"]]
+    from delift_dvc.store import Store
+
+    with Store(knn_params.store) as store:
+        uf = store.read_baselines(dense["scorer"], ids)[:, None] - store.read_pairs(dense["scorer"], ids, ids)
+    uf = (uf - uf.min()) / (uf.max() - uf.min())
+    expected = uf[:, chosen].max(axis=1).sum() + 0.5 * sim[:, chosen].max(axis=1).sum()
+    assert dense["record"]["objective"] == pytest.approx(expected, rel=1e-6)
+    # an update extends the subset by FLCG with the same term, scoring only the new targets
+    update = run_version(knn_params, data + alpaca(4, offset=10))
+    assert update["record"]["mode"] == "continual" and update["record"]["kept"] == sparse["record"]["ids"]
+    assert update["record"]["params"]["embedding_coverage"] == 0.5 and update["baselines_scored"] == 4

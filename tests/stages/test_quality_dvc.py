@@ -262,3 +262,27 @@ def test_grid_composition_and_unknown_method():
     assert {"data.train=data/v2.jsonl", "selection.method=random", "selection.mode=incremental"} <= set(update[-1].overrides())
     with pytest.raises(InputError, match="unknown method 'best'"):
         grid(["best"], [0.3], [0])
+    plain, covered = grid(["delift", "delift_cov"], [0.3], [0], coverage=0.5)
+    assert {"selection.method=delift", "selection.embedding_coverage=0"} <= set(plain.overrides())
+    assert {"selection.method=delift", "selection.embedding_coverage=0.5"} <= set(covered.overrides())
+    assert covered.key() == ("delift_cov", "0.3", "0")
+    with pytest.raises(InputError, match="--embedding-coverage"):
+        grid(["delift_cov"], [0.3], [0], coverage=0.0)
+
+
+def test_compare_refuses_to_mix_coverage_weights(tmp_path, monkeypatch):
+    from delift_dvc.errors import InputError
+    from delift_dvc.quality.compare import COLUMNS, grid, run_grid
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    (tmp_path / "params.yaml").write_text("{}\n")
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "compare.csv").write_text(",".join(COLUMNS) + "\ndelift_cov,0.3,0,3,finetuned,1.0,20.0,0.5\n")
+    (reports / "protocol.json").write_text('{"embedding_coverage": 0.25, "protocol": "steps"}\n')
+    lines = []
+    with pytest.raises(InputError, match="holds delift_cov runs at 0.25"):
+        run_grid(grid(["delift_cov"], [0.3], [0, 1], coverage=0.5), "reports", dry_run=True, echo=lines.append)
+    run_grid(grid(["delift_cov"], [0.3], [0, 1], coverage=0.25), "reports", dry_run=True, echo=lines.append)
+    assert lines[0] == "2 runs, 1 already in reports/compare.csv, 1 to run"
