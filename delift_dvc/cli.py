@@ -206,7 +206,10 @@ def select(data, params_path, target_set, existing, out, summary, **options) -> 
 
     if not out:
         raise InputError("--out: required when DATA is given")
-    result = select_file(_file_params(params_path, options), data, out, summary, target_set, existing)
+    params = _file_params(params_path, options)
+    if options.get("embedding_coverage") and params.selection.method != "delift":
+        raise InputError(f"--embedding-coverage: only used by --method delift, not {params.selection.method}")
+    result = select_file(params, data, out, summary, target_set, existing)
     brief = {k: result[k] for k in ("method", "mode", "objective_name", "n_selected", "objective")}
     click.echo(json.dumps(brief, sort_keys=True))
 

@@ -76,6 +76,8 @@ def test_bad_encoding_and_bad_params(tmp_path):
     (["--budget", "0"], "error: Invalid value for '--budget': 0: a count must be >= 1"),
     (["--budget", "25"], "error: --budget 25: more than the 20 samples to choose from"),
     (["--method", "best"], "error: Invalid value for '--method'"),
+    (["--embedding-coverage", "-1"], "error: options: selection.embedding_coverage"),
+    (["--embedding-coverage", "0.5"], "error: --embedding-coverage: only used by --method delift, not random"),
 ])
 def test_option_errors_name_the_option(tmp_path, args, message):
     pool = write_jsonl(tmp_path / "pool.jsonl", alpaca(20))
@@ -126,6 +128,10 @@ def test_three_stages_on_files_with_tiny_model(tmp_path, tiny_model_dir):
         assert result["objective"] == pytest.approx(sum(result["gains"]))
         records = [json.loads(line) for line in out.read_text().splitlines()]
         assert len(records) == n and all(set(r) == {"instruction", "output"} for r in records)
+        covered = tmp_path / f"{objective}_covered.json"
+        run_cli("select", pool, *common, *extra, "--budget", "0.25", "--embedding-coverage", "0.5",
+                "--out", tmp_path / "covered.jsonl", "--summary", covered)
+        assert json.loads(covered.read_text())["params"]["embedding_coverage"] == 0.5
     used_ids = {json.dumps(r, sort_keys=True) for r in alpaca(4)}
     added = [json.dumps(json.loads(x), sort_keys=True) for x in (tmp_path / "flcg.jsonl").read_text().splitlines()]
     assert not used_ids & set(added)
