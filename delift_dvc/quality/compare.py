@@ -251,12 +251,10 @@ def paired_table(samples: list[dict], variant: str = "finetuned", metric: str = 
             if not common:
                 continue
             result = paired_difference(np.array([means[key][i] for i in common]),
-                                       np.array([means[other][i] for i in common]))
-            verdict = result.verdict
-            if metric == "nll":  # lower is better
-                verdict = {"better": "worse", "worse": "better"}.get(verdict, verdict)
+                                       np.array([means[other][i] for i in common]),
+                                       higher_is_better=metric != "nll")
             out.append({"method": method, "budget": budget, "against": name, "n": result.n, "mean": result.mean,
-                        "low": result.low, "high": result.high, "verdict": verdict})
+                        "low": result.low, "high": result.high, "verdict": result.verdict})
     return out
 
 

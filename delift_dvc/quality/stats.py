@@ -25,20 +25,23 @@ class Paired:
     low: float
     high: float
     n: int
+    higher_is_better: bool = True  # False for losses such as NLL
 
     @property
     def verdict(self) -> str:
-        """"better" / "worse" only where the whole interval says so, else "no difference"."""
+        """"better" / "worse" (for a) only where the whole interval says so, else "no difference"."""
+        above, below = ("better", "worse") if self.higher_is_better else ("worse", "better")
         if self.low > 0:
-            return "better"
+            return above
         if self.high < 0:
-            return "worse"
+            return below
         return "no difference"
 
 
-def paired_difference(a: np.ndarray, b: np.ndarray, resamples: int = 2000, seed: int = 0) -> Paired:
+def paired_difference(a: np.ndarray, b: np.ndarray, resamples: int = 2000, seed: int = 0,
+                      higher_is_better: bool = True) -> Paired:
     """a, b: per-sample scores [n] on the same test samples (e.g. each averaged over seeds).
-    The percentile bootstrap over samples of mean(a - b)."""
+    The percentile bootstrap over samples of mean(a - b); `higher_is_better` False for a loss."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
         raise ValueError(f"paired_difference: need two equal non-empty vectors, got {a.shape} and {b.shape}")
@@ -46,4 +49,4 @@ def paired_difference(a: np.ndarray, b: np.ndarray, resamples: int = 2000, seed:
     rng = np.random.default_rng(seed)
     means = diff[rng.integers(0, len(diff), (resamples, len(diff)))].mean(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])
-    return Paired(float(diff.mean()), float(low), float(high), len(diff))
+    return Paired(float(diff.mean()), float(low), float(high), len(diff), higher_is_better)

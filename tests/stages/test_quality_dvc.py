@@ -192,6 +192,8 @@ def test_paired_differences_by_hand():
     assert (same.mean, same.low, same.high, same.verdict) == (0.0, 0.0, 0.0, "no difference")
     up = paired_difference(np.arange(50.0) + 5, np.arange(50.0))
     assert up.mean == 5.0 and up.verdict == "better"
+    loss = paired_difference(np.arange(50.0) + 5, np.arange(50.0), higher_is_better=False)
+    assert loss.mean == 5.0 and loss.verdict == "worse"  # a higher loss
     noisy = paired_difference(np.array([10.0, -10.0, 10.0, -10.0]), np.zeros(4))
     assert noisy.low < 0 < noisy.high and noisy.verdict == "no difference"
 
