@@ -64,7 +64,7 @@ def main() -> None:
     from delift_dvc.selection.scaling import minmax_scale
     from delift_dvc.selection.stages import instruction_tuning, random_subset
     from delift_dvc.selection.submodular import evaluate
-    from delift_dvc.stages.kernels import embed
+    from delift_dvc.utility.embeddings import embed_samples
     from delift_dvc.utility.embeddings import cosine_kernel
 
     samples = pool(20)
@@ -72,7 +72,7 @@ def main() -> None:
     template = np.array([s.source.split(":")[0] for s in samples])
     names = sorted(set(template))
     uf, d0 = load(args.store, samples, args.executor)
-    vectors = embed(ids, {s.id: s for s in samples}, "cpu")
+    vectors = embed_samples(ids, {s.id: s for s in samples}, "cpu")
     sim = cosine_kernel(vectors, vectors)
     scaled = minmax_scale([uf])[0].astype(np.float64)
     gain = np.clip(uf, 0, None)

@@ -59,7 +59,7 @@ def records(n: int) -> list:
 
 def one(n: int, k: int, lm_pairs: int, lm_sample: int) -> dict:
     from delift_dvc.selection.sparse import SparseKernel, maximize_sparse, scale_sparse
-    from delift_dvc.stages.kernels import embed
+    from delift_dvc.utility.embeddings import embed_samples
     from delift_dvc.utility.knn import knn_from_vectors
     from delift_dvc.utility.scorer import Scorer
     from delift_dvc.utility.surrogate import SurrogateConfig, features, fit
@@ -69,7 +69,7 @@ def one(n: int, k: int, lm_pairs: int, lm_sample: int) -> dict:
     ids = [s.id for s in samples]
     by_id = {s.id: s for s in samples}
     t = time.perf_counter()
-    vectors = embed(ids, by_id, "cpu")
+    vectors = embed_samples(ids, by_id, "cpu")
     out["embeddings_s"] = time.perf_counter() - t
     t = time.perf_counter()
     t_all, e_all = knn_from_vectors(ids, ids, vectors, vectors, k)

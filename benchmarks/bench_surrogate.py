@@ -124,7 +124,7 @@ def evaluate_methods(store_root: Path, samples, fingerprint: str, budget: float,
     from delift_dvc.selection.sparse import SparseKernel
     from delift_dvc.selection.stages import instruction_tuning, random_subset
     from delift_dvc.selection.submodular import evaluate
-    from delift_dvc.stages.kernels import embed
+    from delift_dvc.utility.embeddings import embed_samples
     from delift_dvc.stages.surrogate import surrogate_utility
     from delift_dvc.store import Store
     from delift_dvc.utility.embeddings import cosine_kernel
@@ -146,7 +146,7 @@ def evaluate_methods(store_root: Path, samples, fingerprint: str, budget: float,
 
     best = objective(instruction_tuning(ids, dense, budget))
     rows = [("dense (all pairs)", n * n, best)]
-    vectors = embed(ids, by_id, "cpu")
+    vectors = embed_samples(ids, by_id, "cpu")
     rand = [objective(random_subset(ids, budget, seed)) for seed in range(5)]
     se = objective(instruction_tuning(ids, cosine_kernel(vectors, vectors), budget))
 

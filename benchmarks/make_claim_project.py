@@ -67,9 +67,45 @@ def sh(*args: str, cwd: Path) -> None:
     subprocess.run(list(args), cwd=cwd, check=True, capture_output=True)
 
 
+def p3_task(args, root: Path, params: dict, stages: dict) -> tuple[list, list, int]:
+    """8 P3 templates: pool = their first rows, test = rows TEST_START.. (pool, test, new tokens)."""
+    return p3_rows(0, args.pool_per_template), p3_rows(TEST_START, args.test_per_template), 32
+
+
+def gsm8k_task(args, root: Path, params: dict, stages: dict) -> tuple[list, list, int]:
+    """The P3 pool with gsm8k/train's first --targets rows as the target set (FLMI), gsm8k test."""
+    gsm = [json.loads(line) for line in (SHARED / "gsm8k/train.jsonl").open(encoding="utf-8")]
+    jsonl(root / "data/target/gsm8k_train.jsonl", gsm[: args.targets])
+    test = [json.loads(line) for line in (SHARED / "gsm8k/test.jsonl").open(encoding="utf-8")]
+    params["data"]["target_set"] = "data/target/gsm8k_train.jsonl"
+    stages["stages"]["ingest"]["deps"].append("${data.target_set}")
+    return p3_rows(0, args.pool_per_template), test[: args.test], 128
+
+
+def cnn_task(args, root: Path, params: dict, stages: dict) -> tuple[list, list, int]:
+    """The paper's single template: its first --pool usable rows, its last --test rows."""
+    rows = usable_rows(CNN)
+    if args.pool + args.test > len(rows):
+        raise SystemExit(f"--pool + --test: {CNN.name} has {len(rows)} rows")
+    pool = [r for r in rows[: args.pool] if r is not None]
+    return pool, [r for r in rows[len(rows) - args.test:] if r is not None], 64
+
+
+def mixture_task(args, root: Path, params: dict, stages: dict) -> tuple[list, list, int]:
+    """12 templates; with --continual the pool is the first 6 and data/update/v2.jsonl all 12."""
+    pool = p3_rows(0, args.pool_per_template, MIXTURE)
+    if args.continual:
+        jsonl(root / "data/update/v2.jsonl", pool)
+        pool = p3_rows(0, args.pool_per_template, MIXTURE[:6])
+    return pool, p3_rows(TEST_START, args.test_per_template, MIXTURE), 32
+
+
+TASKS = {"p3": p3_task, "gsm8k": gsm8k_task, "cnn": cnn_task, "mixture": mixture_task}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--task", choices=["p3", "gsm8k", "cnn", "mixture"], default="p3")
+    ap.add_argument("--task", choices=sorted(TASKS), default="p3")
     ap.add_argument("--dir", required=True, type=Path)
     ap.add_argument("--pool-per-template", type=int, default=25)
     ap.add_argument("--test-per-template", type=int, default=10)
@@ -86,7 +122,7 @@ def main() -> None:
     ap.add_argument("--continual", action="store_true", help="mixture: version 1 = 6 templates, v2 = 12")
     ap.add_argument("--no-icl", action="store_true", help="evaluate.icl: false (halves evaluation time)")
     ap.add_argument("--learning-rate", type=float, default=5e-4)
-    ap.add_argument("--max-new-tokens", type=int, default=None, help="default: 32 (p3), 128 (gsm8k)")
+    ap.add_argument("--max-new-tokens", type=int, default=None, help="default: 32 (p3, mixture), 64 (cnn), 128 (gsm8k)")
     ap.add_argument("--store", type=Path, help="an existing store to copy in")
     args = ap.parse_args()
     root: Path = args.dir
@@ -95,39 +131,14 @@ def main() -> None:
     root.mkdir(parents=True)
     for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
         shutil.copy(REPO / name, root / name)
-    if args.task == "cnn":
-        rows = usable_rows(CNN)
-        if args.pool + args.test > len(rows):
-            raise SystemExit(f"--pool + --test: {CNN.name} has {len(rows)} rows")
-        pool = [r for r in rows[: args.pool] if r is not None]
-        test = [r for r in rows[len(rows) - args.test:] if r is not None]
-    elif args.task == "mixture":
-        pool = p3_rows(0, args.pool_per_template, MIXTURE)
-        test = p3_rows(TEST_START, args.test_per_template, MIXTURE)
-        if args.continual:
-            jsonl(root / "data/update/v2.jsonl", pool)
-            pool = p3_rows(0, args.pool_per_template, MIXTURE[:6])
-    else:
-        pool = p3_rows(0, args.pool_per_template)
-    jsonl(root / "data/raw/train.jsonl", pool)
     params = yaml.safe_load((root / "params.yaml").read_text())
     stages = yaml.safe_load((root / "dvc.yaml").read_text())
+    pool, test, new_tokens = TASKS[args.task](args, root, params, stages)
+    jsonl(root / "data/raw/train.jsonl", pool)
+    jsonl(root / "data/test/test.jsonl", test)
     params["data"].update({"test": "data/test/test.jsonl", "holdout": 0.0})
     stages["stages"]["ingest"]["deps"].append("${data.test}")
-    if args.task in ("cnn", "mixture"):
-        jsonl(root / "data/test/test.jsonl", test)
-        new_tokens = args.max_new_tokens or (64 if args.task == "cnn" else 32)
-    elif args.task == "p3":
-        jsonl(root / "data/test/test.jsonl", p3_rows(TEST_START, args.test_per_template))
-        new_tokens = args.max_new_tokens or 32
-    else:
-        gsm = [json.loads(line) for line in (SHARED / "gsm8k/train.jsonl").open(encoding="utf-8")]
-        jsonl(root / "data/target/gsm8k_train.jsonl", gsm[: args.targets])
-        test = [json.loads(line) for line in (SHARED / "gsm8k/test.jsonl").open(encoding="utf-8")]
-        jsonl(root / "data/test/test.jsonl", test[: args.test])
-        params["data"]["target_set"] = "data/target/gsm8k_train.jsonl"
-        stages["stages"]["ingest"]["deps"].append("${data.target_set}")
-        new_tokens = args.max_new_tokens or 128
+    params["evaluate"]["max_new_tokens"] = args.max_new_tokens or new_tokens
     params["selection"]["mode"] = "refresh"  # as `compare` runs it: the first run is reused
     params["finetune"].update({"epochs": args.epochs, "learning_rate": args.learning_rate, "steps": args.steps})
     for section, key, value in (("finetune", "batch_size", args.batch_size), ("finetune", "max_length", args.max_length),
@@ -135,7 +146,6 @@ def main() -> None:
         if value is not None:
             params[section][key] = value
     params["utility"]["pairs"] = args.utility
-    params["evaluate"]["max_new_tokens"] = new_tokens
     params["evaluate"]["icl"] = not args.no_icl
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (root / "dvc.yaml").write_text(yaml.safe_dump(stages, sort_keys=False))

@@ -200,10 +200,9 @@ def store_samples(store: Store, samples: Mapping[str, object]) -> int:
 
 def similarity_block(plan: Plan, by_id: Mapping[str, object], device: str) -> np.ndarray:
     """Cosine similarity [|ground|, |examples|] of all-MiniLM-L6-v2 sentence embeddings."""
-    from delift_dvc.utility.embeddings import Embedder, cosine_kernel, sample_text
+    from delift_dvc.utility.embeddings import cosine_kernel, embed_samples
 
-    vectors = Embedder(device=device).encode(
-        [sample_text(by_id[i].prompt, by_id[i].response) for i in plan.examples])
+    vectors = embed_samples(plan.examples, by_id, device)
     position = {e: k for k, e in enumerate(plan.examples)}
     return cosine_kernel(vectors[[position[i] for i in plan.ground]], vectors)
 
@@ -217,7 +216,9 @@ def coverage_block(params, plan: Plan, by_id: Mapping[str, object], block) -> np
         return None
     if not isinstance(block, SparseKernel):
         return similarity_block(plan, by_id, params.scoring.device)
-    vectors = embed(plan.examples, by_id, params.scoring.device)
+    from delift_dvc.utility.embeddings import embed_samples
+
+    vectors = embed_samples(plan.examples, by_id, params.scoring.device)
     position = {e: k for k, e in enumerate(plan.examples)}
     ground = vectors[[position[i] for i in plan.ground]]
     rows, values = block.rows(), np.empty(block.nnz)
@@ -235,22 +236,16 @@ def coverage_args(params, plan: Plan, by_id: Mapping[str, object], block) -> dic
     return {"coverage_block": cover, "coverage_weight": params.selection.embedding_coverage}
 
 
-def embed(ids: Sequence[str], by_id: Mapping[str, object], device: str) -> np.ndarray:
-    """Unit-norm all-MiniLM-L6-v2 vectors [len(ids), 384] (float32) of samples' prompt + response."""
-    from delift_dvc.utility.embeddings import Embedder, sample_text
-
-    return Embedder(device=device).encode([sample_text(by_id[i].prompt, by_id[i].response) for i in ids])
-
-
 def plan_candidates(params, plan: Plan, by_id: Mapping[str, object]) -> Candidates | None:
     """The (target idx, example idx) pairs a plan scores in knn mode (each ground target's k
     nearest examples, chunked: no n x n array); None in dense mode."""
     if params.utility.pairs != "knn" or not plan.ground:
         return None
+    from delift_dvc.utility.embeddings import embed_samples
     from delift_dvc.utility.knn import knn_from_vectors
 
     examples = plan.examples
-    vectors = embed(examples, by_id, params.scoring.device)
+    vectors = embed_samples(examples, by_id, params.scoring.device)
     position = {e: k for k, e in enumerate(examples)}
     ground_vectors = vectors[[position[i] for i in plan.ground]]
     return knn_from_vectors(plan.ground, examples, ground_vectors, vectors, params.utility.k)

@@ -55,7 +55,7 @@ def surrogate_utility(store: Store, params, plan: Plan, by_id: Mapping[str, obje
     None means score nothing (every value must be stored already). all_stored: a candidate with
     any stored LM value takes it (free: measured before); False: only the pairs these rounds
     measured do (to count LM passes exactly, as the benchmarks do)."""
-    from delift_dvc.stages.kernels import embed
+    from delift_dvc.utility.embeddings import embed_samples
     from delift_dvc.utility.knn import knn_from_vectors
 
     reporter = reporter or Reporter("score", quiet=True)
@@ -70,7 +70,7 @@ def surrogate_utility(store: Store, params, plan: Plan, by_id: Mapping[str, obje
     position = {e: k for k, e in enumerate(examples)}
     g_cols = np.array([position[i] for i in ground], np.int64)  # each target's column as an example
     reporter.phase(f"surrogate: embedding {len(examples):,} samples")
-    vectors = embed(examples, by_id, params.scoring.device)
+    vectors = embed_samples(examples, by_id, params.scoring.device)
     t_all, e_all = knn_from_vectors(ground, examples, vectors[g_cols], vectors, u.k)
     bounds = np.searchsorted(t_all, np.arange(len(ground) + 1))
     candidates = [e_all[bounds[t]:bounds[t + 1]] for t in range(len(ground))]

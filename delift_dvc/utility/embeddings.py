@@ -7,7 +7,7 @@ model's own sentence-transformers configuration), computed with plain transforme
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -79,3 +79,9 @@ def sample_text(prompt: str, response: str) -> str:
 def cosine_kernel(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Cosine similarity [len(rows), len(cols)] of unit-norm embeddings (float64)."""
     return np.asarray(rows, dtype=np.float64) @ np.asarray(cols, dtype=np.float64).T
+
+
+def embed_samples(ids: Sequence[str], by_id: Mapping[str, object], device: str) -> np.ndarray:
+    """Unit-norm all-MiniLM-L6-v2 vectors [len(ids), 384] (float32) of the samples' prompt +
+    response (by_id: id -> anything with .prompt and .response)."""
+    return Embedder(device=device).encode([sample_text(by_id[i].prompt, by_id[i].response) for i in ids])

@@ -126,7 +126,7 @@ def test_identical_runs_give_byte_identical_store_and_outputs(tmp_path, tiny_mod
 def test_embedding_coverage_in_the_pipeline_dense_knn_and_update(tmp_path, tiny_model_dir):
     from dataclasses import replace
 
-    from delift_dvc.stages.kernels import embed
+    from delift_dvc.utility.embeddings import embed_samples
     from delift_dvc.stages.ingest import prepared_pool
 
     def covered(params: Params, weight: float) -> Params:
@@ -145,7 +145,7 @@ def test_embedding_coverage_in_the_pipeline_dense_knn_and_update(tmp_path, tiny_
     # the recorded objective is the utility objective plus half the similarity objective
     pool, _ = prepared_pool(knn_params)
     ids = sorted(s.id for s in pool)
-    vectors = embed(ids, {s.id: s for s in pool}, "cpu").astype(np.float64)
+    vectors = embed_samples(ids, {s.id: s for s in pool}, "cpu").astype(np.float64)
     sim = vectors @ vectors.T
     sim = (sim - sim.min()) / (sim.max() - sim.min())
     chosen = [ids.index(i) for i in dense["record"]["ids"]]
