@@ -10,8 +10,8 @@ and random additions of the same size (`random_additions`). `delift_cov` is DELI
 sentence-embedding coverage term (`selection.embedding_coverage`, weight `coverage`); plain
 `delift` runs with that weight at 0, whatever params.yaml says.
 
-Rows are appended to OUT/compare.csv (and per test sample to OUT/compare_samples.csv) as each run
-finishes, so a killed sweep resumes where it stopped. The store keeps every utility, so only the
+Rows are appended to OUT/compare.csv (per test sample to OUT/compare_samples.csv, and the ids each
+run trained on to OUT/compare_subsets.csv) as each run finishes, so a killed sweep resumes where it stopped. The store keeps every utility, so only the
 first LM-based run scores anything.
 """
 
@@ -34,6 +34,7 @@ from delift_dvc.selection.stages import METHODS
 
 COLUMNS = ["method", "budget", "seed", "n_train", "variant", "nll", "rouge_l", "cosine"]
 SAMPLE_COLUMNS = ["method", "budget", "seed", "variant", "id", "nll", "rouge_l", "cosine"]
+SUBSET_COLUMNS = ["method", "budget", "seed", "rank", "id"]
 VARIANTS = ("finetuned", "icl")
 METRICS = ("rouge_l", "cosine", "nll")
 # continual variants: (selection.method, selection.mode)
@@ -103,6 +104,7 @@ def run_grid(runs: Sequence[Run], out: str | Path, params_path: str = "params.ya
 
     params = load_params(params_path)
     table, samples = Path(out) / "compare.csv", Path(out) / "compare_samples.csv"
+    subsets = Path(out) / "compare_subsets.csv"
     done = {(r["method"], r["budget"], r["seed"]) for r in _read_rows(table, COLUMNS)}
     todo = [run for run in runs if run.key() not in done]
     _check_coverage(Path(out), runs, done)
@@ -120,6 +122,7 @@ def run_grid(runs: Sequence[Run], out: str | Path, params_path: str = "params.ya
                 raise DeliftError(f"dvc exp run {' '.join(run.overrides())}: failed ({tail[0]})")
             _append_rows(table, _rows(run, Path(params.metrics)), COLUMNS, 5)
             _append_rows(samples, _sample_rows(run, Path(params.plots)), SAMPLE_COLUMNS, 5)
+            _append_rows(subsets, _subset_rows(run, Path(params.data.selected)), SUBSET_COLUMNS, 4)
             _record_protocol(Path(out), Path(params.metrics), run)
     finally:
         for name, content in saved.items():
@@ -154,6 +157,13 @@ def _sample_rows(run: Run, plots: Path) -> list[dict]:
                     rows.append(dict(zip(("method", "budget", "seed"), key), variant=variant, id=record["id"],
                                      **{m: record[f"{variant}_{m}"] for m in METRICS}))
     return rows
+
+
+def _subset_rows(run: Run, selected: Path) -> list[dict]:
+    """compare_subsets.csv rows of a finished run: the ids it trained on, in selection order."""
+    record = json.loads((selected / "selection.json").read_text(encoding="utf-8"))
+    key = {"method": run.method, "budget": str(run.budget), "seed": str(run.seed)}
+    return [{**key, "rank": str(rank), "id": sample} for rank, sample in enumerate(record["ids"], start=1)]
 
 
 def _record_protocol(out: Path, metrics: Path, run: Run) -> None:

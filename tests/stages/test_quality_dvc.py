@@ -167,6 +167,13 @@ def test_compare_runs_the_grid_as_experiments(grid_run):
     n_test = json.loads((root / "metrics/eval.json").read_text())["n_test"]
     assert len([r for r in samples if r["method"] == "delift" and r["variant"] == "finetuned"]) == 2 * n_test
     assert "fine-tuning protocol: epochs" in stdout and "| delift | 0.5 | random |" in stdout
+    subsets = read_csv(root / "reports/compare_subsets.csv")
+    trained = {(r["method"], r["budget"], r["seed"]): int(r["n_train"]) for r in rows if r["method"] != "initial"}
+    for key, n_train in trained.items():
+        ids = [r["id"] for r in subsets if (r["method"], r["budget"], r["seed"]) == key]
+        assert len(ids) == len(set(ids)) == n_train, key
+    random_ids = [{r["id"] for r in subsets if r["method"] == "random" and r["seed"] == s} for s in "01"]
+    assert random_ids[0] != random_ids[1]  # the seed is the random baseline's selection seed
     assert "| delift | 0.5 | full |" in stdout
     for name in ("compare.md", "compare.png", "quality_vs_budget.csv"):
         assert (root / "reports" / name).stat().st_size > 0
