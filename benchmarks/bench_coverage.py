@@ -8,7 +8,7 @@ this prints two tables, no LM pass beyond that store:
    its targets get from examples of their own template and from the other templates, how many of
    its samples plain DELIFT picks at 10 % and 30 %, and the share of its targets' best gain that
    the 30 % subset still delivers;
-2. per selection variant, at 10 % and 30 %: templates with no sample, the smallest template count,
+2. per selection variant, at 10 % and 30 %: templates with no sample, the smallest and largest template count,
    the utility FL objective as a share of plain DELIFT's, and the share of the achievable one-shot
    gain (sum over targets of max(UF, 0) over the subset / over the pool) overall and for the worst
    template. Variants: plain DELIFT (joint min-max), three per-target normalisations of UF (an
@@ -50,7 +50,7 @@ def variants(uf: np.ndarray, d0: np.ndarray, sim: np.ndarray):
     yield "UF / row max (per target)", np.clip(uf, 0, None) / np.maximum(uf.max(1, keepdims=True), 1e-12), {}
     yield "UF row ranks (per target)", uf.argsort(1).argsort(1) / (n - 1), {}
     yield "UF / d0 (relative gain)", uf / d0[:, None], {}
-    for w in (0.1, 0.25, 0.5, 1.0):
+    for w in (0.1, 0.25, 0.5, 1.0, 4.0):
         yield f"DELIFT + embedding coverage {w:g}", uf, {"coverage": (sim, None), "coverage_weight": w}
     yield "DELIFT (SE): MiniLM cosine only", sim, {}
 
@@ -98,8 +98,8 @@ def main() -> None:
         print(f"| {t.split('/')[-1]} | {d0[rows].mean():.3f} | {uf[rows].max(1).mean():.3f} | {own.mean():+.3f} | "
               f"{other.mean():+.3f} | {int(rows[plain[0.1]].sum())} | {int(rows[plain[0.3]].sum())} | {kept:.3f} |")
 
-    print("\n| variant | budget | templates with no sample | smallest template count | utility FL objective"
-          " (share of DELIFT's) | one-shot gain kept | worst template's gain kept |")
+    print("\n| variant | budget | templates with no sample | smallest / largest template count | utility FL"
+          " objective (share of DELIFT's) | one-shot gain kept | worst template's gain kept |")
     print("|---|---|---|---|---|---|---|")
     for budget in (0.1, 0.3):
         reference = evaluate(scaled, plain[budget])
@@ -111,10 +111,12 @@ def main() -> None:
             counts = [[int((template[c] == t).sum()) for t in names] for c in group]
             missed = np.mean([sum(x == 0 for x in cnt) for cnt in counts])
             smallest = np.mean([min(cnt) for cnt in counts])
+            largest = np.mean([max(cnt) for cnt in counts])
             objective = np.mean([evaluate(scaled, c) for c in group]) / reference
             kept = [shares(c) for c in group]
             overall, worst = np.mean([k[0] for k in kept]), np.mean([min(k[1]) for k in kept])
-            print(f"| {name} | {budget:g} | {missed:g} | {smallest:g} | {objective:.3f} | {overall:.3f} | {worst:.3f} |")
+            print(f"| {name} | {budget:g} | {missed:g} | {smallest:g} / {largest:g} | {objective:.3f} | {overall:.3f} |"
+                  f" {worst:.3f} |")
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ def main() -> None:
     args = ap.parse_args()
     template = template_of(args.pool_per_template, args.test_per_template)
     names = [n.rsplit("/", 1)[-1] for n in MIXTURE]
+    short = {n: "_".join(n.split("_")[:2]) for n in names}
     subsets = read(args.project / "reports/compare_subsets.csv")
     samples = read(args.project / "reports/compare_samples.csv")
 
@@ -63,19 +64,20 @@ def main() -> None:
         array = np.array(runs)
         print(f"| {method} | {budget:g} | {len(runs)} | {np.mean((array == 0).sum(1)):g} | {np.mean(array.min(1)):g} | "
               f"{' '.join(f'{v:g}' for v in array.mean(0).round(1))} |")
-    print(f"\n(templates in that order: {', '.join(names)})\n")
+    print(f"\n(templates in that order: {', '.join(short[n] for n in names)})\n")
 
     nll: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for row in samples:
         if row["variant"] in ("finetuned", "initial"):
             nll[(row["method"], float(row["budget"]))][template[row["id"]]].append(float(row["nll"]))
-    print("| method | budget | " + " | ".join(names) + " | all |")
+    print("| method | budget | " + " | ".join(short[n] for n in names) + " | all |")
     print("|---|---|" + "---|" * (len(names) + 1))
     for (method, budget), per in sorted(nll.items()):
         cells = [f"{np.mean(per[n]):.3f}" if per[n] else "" for n in names]
         everything = [v for n in names for v in per[n]]
         print(f"| {method} | {budget:g} | " + " | ".join(cells) + f" | {np.mean(everything):.3f} |")
-    print("\n(fine-tuned test NLL in nats/token per template, averaged over test samples and seeds)")
+    print("\n(fine-tuned test NLL in nats/token of each test sample, averaged over a template's samples and the"
+          " seeds; 'all': over every test sample, not token-weighted like compare.csv)")
 
 
 if __name__ == "__main__":
