@@ -238,7 +238,7 @@ def summarize(rows: list[dict]) -> list[dict]:
 
 def paired_table(samples: list[dict], variant: str = "finetuned", metric: str = "rouge_l") -> list[dict]:
     """Each method and budget against random (same budget; random additions in a continual
-    comparison) and against full: the mean per-sample difference of `metric` on the same test
+    comparison), against full, and delift_cov also against delift: the mean per-sample difference of `metric` on the same test
     samples (each side averaged over its seeds), a bootstrap 95 % interval and the verdict
     ("better" means higher, or lower for nll)."""
     per: dict[tuple, dict[str, list[float]]] = {}
@@ -254,7 +254,10 @@ def paired_table(samples: list[dict], variant: str = "finetuned", metric: str = 
         if method in ("full", "random", "random_additions"):
             continue
         baseline = "random_additions" if method in CONTINUAL else "random"
-        for name, other in ((baseline, (baseline, budget)), ("full", full)):
+        against = [(baseline, (baseline, budget)), ("full", full)]
+        if method == "delift_cov":  # the option against the plain method it changes
+            against.append(("delift", ("delift", budget)))
+        for name, other in against:
             if other is None or other not in means:
                 continue
             common = sorted(set(means[key]) & set(means[other]))

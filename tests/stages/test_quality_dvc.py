@@ -219,6 +219,9 @@ def test_paired_differences_by_hand():
     nll = {(r["against"]): r for r in paired_table(rows, metric="nll")}
     assert nll["random"]["mean"] == pytest.approx(19.5) and nll["random"]["verdict"] == "worse"
     assert nll["full"]["verdict"] == "better"
+    rows += [row("delift_cov", "0.3", s, f"t{i}", 31 + i) for s in "01" for i in range(40)]
+    cov = {r["against"]: r for r in paired_table(rows) if r["method"] == "delift_cov"}
+    assert set(cov) == {"random", "full", "delift"} and cov["delift"]["mean"] == pytest.approx(1.0)
 
 
 def test_rows_are_added_without_twins_and_a_failed_write_keeps_the_file(tmp_path, monkeypatch):
