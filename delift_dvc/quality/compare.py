@@ -82,7 +82,7 @@ def grid(methods: Sequence[str], budgets: Sequence[float | int], seeds: Sequence
     unknown = [m for m in methods if m not in COMPARE_METHODS]
     if unknown:
         raise InputError(f"--methods: unknown method {unknown[0]!r} (known: {', '.join(COMPARE_METHODS)})")
-    if not (coverage > 0 and coverage < float("inf")):
+    if "delift_cov" in methods and not (coverage > 0 and coverage < float("inf")):
         raise InputError(f"--embedding-coverage {coverage!r}: expected a number > 0")
     runs = []
     for method in methods:
@@ -238,9 +238,9 @@ def summarize(rows: list[dict]) -> list[dict]:
 
 def paired_table(samples: list[dict], variant: str = "finetuned", metric: str = "rouge_l") -> list[dict]:
     """Each method and budget against random (same budget; random additions in a continual
-    comparison), against full, and delift_cov also against delift: the mean per-sample difference of `metric` on the same test
-    samples (each side averaged over its seeds), a bootstrap 95 % interval and the verdict
-    ("better" means higher, or lower for nll)."""
+    comparison), against full, and delift_cov also against delift: the mean per-sample
+    difference of `metric` on the same test samples (each side averaged over its seeds), a
+    bootstrap 95 % interval and the verdict ("better" means higher, or lower for nll)."""
     per: dict[tuple, dict[str, list[float]]] = {}
     for row in samples:
         if row["variant"] == variant:
