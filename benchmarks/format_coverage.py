@@ -62,7 +62,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for (method, budget), runs in sorted(counts.items()):
         array = np.array(runs)
-        print(f"| {method} | {budget:g} | {len(runs)} | {np.mean((array == 0).sum(1)):g} | {np.mean(array.min(1)):g} | "
+        print(f"| {method} | {budget:g} | {len(runs)} | {np.mean((array == 0).sum(1)):.3g} | {np.mean(array.min(1)):.3g} | "
               f"{' '.join(f'{v:g}' for v in array.mean(0).round(1))} |")
     print(f"\n(templates in that order: {', '.join(short[n] for n in names)})\n")
 
