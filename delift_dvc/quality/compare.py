@@ -6,7 +6,9 @@ Every method runs once per seed: the seed is the fine-tuning seed (and the rando
 selection seed), so a method's spread includes the training noise. `full` runs at budget 1.0.
 With `update`, the continual comparison instead runs a data update from the project's current
 version to the `update` data: FLCG continuation (`flcg`), re-selection from scratch (`refresh`)
-and random additions of the same size (`random_additions`). `delift_cov` is DELIFT with the
+and random additions of the same size (`random_additions`); before the runs of each budget the
+current version is re-selected by DELIFT at that budget, so all three start from the same first
+subset and a fraction is one of the whole update. `delift_cov` is DELIFT with the
 sentence-embedding coverage term (`selection.embedding_coverage`, weight `coverage`); plain
 `delift` runs with that weight at 0, whatever params.yaml says.
 
@@ -73,12 +75,12 @@ class Run:
 def grid(methods: Sequence[str], budgets: Sequence[float | int], seeds: Sequence[int],
          update: str | None = None, coverage: float = DEFAULT_COVERAGE) -> list[Run]:
     """The runs: every method once per budget and seed (`full` at budget 1.0); with `update`,
-    the three continual variants per budget and seed instead. `coverage`: the embedding
+    the three continual variants per budget and seed instead, grouped by budget. `coverage`: the embedding
     coverage weight of `delift_cov` runs."""
     if not budgets or not seeds:
         raise InputError("--budgets and --seeds: need at least one value each")
     if update is not None:
-        return [Run(m, b, s, update) for m in CONTINUAL for b in budgets for s in seeds]
+        return [Run(m, b, s, update) for b in budgets for m in CONTINUAL for s in seeds]
     unknown = [m for m in methods if m not in COMPARE_METHODS]
     if unknown:
         raise InputError(f"--methods: unknown method {unknown[0]!r} (known: {', '.join(COMPARE_METHODS)})")
@@ -111,15 +113,15 @@ def run_grid(runs: Sequence[Run], out: str | Path, params_path: str = "params.ya
     echo(f"{len(runs)} runs, {len(runs) - len(todo)} already in {table}, {len(todo)} to run")
     saved = {name: Path(name).read_bytes() for name in ("params.yaml", "dvc.lock") if Path(name).exists()}
     try:
+        first_version_budget = None
         for k, run in enumerate(todo, start=1):
-            command = ["dvc", "exp", "run"] + [arg for o in run.overrides() for arg in ("-S", o)]
-            echo(f"[{k}/{len(todo)}] {' '.join(command)}")
+            if run.update is not None and run.budget != first_version_budget:
+                _exp_run(first_version_overrides(run.budget), dry_run, echo, targets=["score"],
+                         label=f"[{k}/{len(todo)}] first version at budget {run.budget}: ")
+                first_version_budget = run.budget
+            _exp_run(run.overrides(), dry_run, echo, label=f"[{k}/{len(todo)}] ")
             if dry_run:
                 continue
-            done_run = subprocess.run(command, capture_output=True, text=True)
-            if done_run.returncode != 0:
-                tail = (done_run.stderr.strip() or done_run.stdout.strip()).splitlines()[-1:] or ["?"]
-                raise DeliftError(f"dvc exp run {' '.join(run.overrides())}: failed ({tail[0]})")
             _append_rows(table, _rows(run, Path(params.metrics)), COLUMNS, 5)
             _append_rows(samples, _sample_rows(run, Path(params.plots)), SAMPLE_COLUMNS, 5)
             _append_rows(subsets, _subset_rows(run, Path(params.data.selected)), SUBSET_COLUMNS, 4)
@@ -127,6 +129,27 @@ def run_grid(runs: Sequence[Run], out: str | Path, params_path: str = "params.ya
     finally:
         for name, content in saved.items():
             write_bytes(name, content)
+
+
+def first_version_overrides(budget: float | int) -> list[str]:
+    """`dvc exp run -S` arguments that re-select the project's current version (the first
+    version of a continual comparison) with DELIFT at `budget`: every continual run at that
+    budget then starts from the same subset, so its size is the budget of the whole update."""
+    return [f"selection.budget={budget}", "selection.method=delift", "selection.mode=refresh",
+            "selection.embedding_coverage=0"]
+
+
+def _exp_run(overrides: list[str], dry_run: bool, echo: Callable[[str], None],
+             targets: Sequence[str] = (), label: str = "") -> None:
+    """One `dvc exp run -S ...` (up to `targets`' stages when given); DeliftError when it fails."""
+    command = ["dvc", "exp", "run", *[arg for o in overrides for arg in ("-S", o)], *targets]
+    echo(label + " ".join(command))
+    if dry_run:
+        return
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or ["?"]
+        raise DeliftError(f"dvc exp run {' '.join(overrides)}: failed ({tail[0]})")
 
 
 def _rows(run: Run, metrics: Path) -> list[dict]:
