@@ -81,12 +81,16 @@ FILE_OPTIONS = [
     (click.option("--embedding-coverage", type=float,
                   help="delift: add this weight times the objective on sentence-embedding similarity."),
      "selection", "embedding_coverage"),
+    (click.option("--balance-clusters", type=int,
+                  help="delift: split the budget across this many sentence-embedding clusters by size."),
+     "selection", "balance_clusters"),
 ]
 SCORE_KEYS = {"store", "model", "dtype", "device", "max_length", "batch_tokens", "overflow", "segment_pairs",
               "threads", "executor", "workers", "ray_address", "pairs", "k", "lm_pairs", "strategy", "rounds",
               "budget"}
 SELECT_KEYS = {"store", "model", "dtype", "device", "max_length", "overflow", "pairs", "k", "lm_pairs", "strategy",
-               "rounds", "method", "budget", "eta", "nu", "scaling", "seed", "embedding_coverage"}
+               "rounds", "method", "budget", "eta", "nu", "scaling", "seed", "embedding_coverage",
+               "balance_clusters"}
 
 
 def file_options(keys: set[str]):
@@ -207,8 +211,9 @@ def select(data, params_path, target_set, existing, out, summary, **options) -> 
     if not out:
         raise InputError("--out: required when DATA is given")
     params = _file_params(params_path, options)
-    if options.get("embedding_coverage") and params.selection.method != "delift":
-        raise InputError(f"--embedding-coverage: only used by --method delift, not {params.selection.method}")
+    for key in ("embedding_coverage", "balance_clusters"):
+        if options.get(key) and params.selection.method != "delift":
+            raise InputError(f"--{key.replace('_', '-')}: only used by --method delift, not {params.selection.method}")
     result = select_file(params, data, out, summary, target_set, existing)
     brief = {k: result[k] for k in ("method", "mode", "objective_name", "n_selected", "objective")}
     click.echo(json.dumps(brief, sort_keys=True))
@@ -263,19 +268,21 @@ def evaluate(params_path, initial, quiet) -> None:
               "(FLCG continuation vs refresh vs random additions); --methods is not used.")
 @click.option("--embedding-coverage", "coverage", type=float, default=0.25, show_default=True,
               help="selection.embedding_coverage of the delift_cov method (delift runs use 0).")
+@click.option("--balance-clusters", "clusters", type=int, default=12, show_default=True,
+              help="selection.balance_clusters of the delift_bal method (delift runs use 0).")
 @click.option("--out", default="reports", show_default=True, help="Folder for compare.csv/.md/.png.")
 @click.option("--params", "params_path", default="params.yaml", show_default=True, help=PARAMS_HELP)
 @click.option("--dry-run", is_flag=True, help="Print the `dvc exp run` commands only.")
 @click.option("--report-only", is_flag=True, help="Rebuild table and plot from OUT/compare.csv.")
-def compare(methods, budgets, seeds, update, coverage, out, params_path, dry_run, report_only) -> None:
+def compare(methods, budgets, seeds, update, coverage, clusters, out, params_path, dry_run, report_only) -> None:
     """Run the method x budget x seed grid as `dvc exp run` experiments and tabulate quality.
 
     Each run re-selects from scratch (selection.mode=refresh), fine-tunes with its seed and
     evaluates; rows go to OUT/compare.csv as they finish, then OUT/compare.md (mean and spread,
     paired differences with bootstrap intervals) and OUT/compare.png.
 
-    Methods: delift, delift_se, random, full, and delift_cov (delift with
-    --embedding-coverage; plain delift runs with selection.embedding_coverage 0).
+    Methods: delift, delift_se, random, full, delift_cov (delift with --embedding-coverage) and
+    delift_bal (delift with --balance-clusters); plain delift runs with both options off.
 
     Example: delift-dvc compare --methods delift,random,full --budgets 0.3 --seeds 0,1,2
     """
@@ -285,7 +292,8 @@ def compare(methods, budgets, seeds, update, coverage, out, params_path, dry_run
         click.echo(report(out))
         return
     budget_values = [BUDGET.convert(b, None, None) for b in _names(budgets)]
-    runs = grid(_names(methods), budget_values, [_seed(s) for s in _names(seeds)], update, coverage)
+    runs = grid(_names(methods), budget_values, [_seed(s) for s in _names(seeds)], update, coverage,
+                clusters)
     run_grid(runs, out, params_path, dry_run=dry_run, echo=click.echo)
     if not dry_run:
         click.echo(report(out))

@@ -200,6 +200,7 @@ class SelectionParams:
     stop_at_zero_gain: bool = _key(False, boolean)
     seed: int = _key(0, integer(0))
     embedding_coverage: float = _key(0.0, number(0.0))  # delift: + w * the same objective on MiniLM cosine
+    balance_clusters: int = _key(0, integer(0))  # delift: budget split across k MiniLM k-means clusters
 
 
 @dataclass(frozen=True)

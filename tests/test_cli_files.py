@@ -78,6 +78,8 @@ def test_bad_encoding_and_bad_params(tmp_path):
     (["--method", "best"], "error: Invalid value for '--method'"),
     (["--embedding-coverage", "-1"], "error: options: selection.embedding_coverage"),
     (["--embedding-coverage", "0.5"], "error: --embedding-coverage: only used by --method delift, not random"),
+    (["--balance-clusters", "-2"], "error: options: selection.balance_clusters"),
+    (["--balance-clusters", "3"], "error: --balance-clusters: only used by --method delift, not random"),
 ])
 def test_option_errors_name_the_option(tmp_path, args, message):
     pool = write_jsonl(tmp_path / "pool.jsonl", alpaca(20))
@@ -132,6 +134,11 @@ def test_three_stages_on_files_with_tiny_model(tmp_path, tiny_model_dir):
         run_cli("select", pool, *common, *extra, "--budget", "0.25", "--embedding-coverage", "0.5",
                 "--out", tmp_path / "covered.jsonl", "--summary", covered)
         assert json.loads(covered.read_text())["params"]["embedding_coverage"] == 0.5
+        balanced = tmp_path / f"{objective}_balanced.json"
+        run_cli("select", pool, *common, *extra, "--budget", "0.25", "--balance-clusters", "2",
+                "--out", tmp_path / "balanced.jsonl", "--summary", balanced)
+        result = json.loads(balanced.read_text())
+        assert result["params"]["balance_parts"] == 2 and result["n_selected"] == n
     used_ids = {json.dumps(r, sort_keys=True) for r in alpaca(4)}
     added = [json.dumps(json.loads(x), sort_keys=True) for x in (tmp_path / "flcg.jsonl").read_text().splitlines()]
     assert not used_ids & set(added)

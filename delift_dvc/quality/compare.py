@@ -9,8 +9,9 @@ version to the `update` data: FLCG continuation (`flcg`), re-selection from scra
 and random additions of the same size (`random_additions`); before the runs of each budget the
 current version is re-selected by DELIFT at that budget, so all three start from the same first
 subset and a fraction is one of the whole update. `delift_cov` is DELIFT with the
-sentence-embedding coverage term (`selection.embedding_coverage`, weight `coverage`); plain
-`delift` runs with that weight at 0, whatever params.yaml says.
+sentence-embedding coverage term (`selection.embedding_coverage`, weight `coverage`) and
+`delift_bal` DELIFT with a format-balanced budget (`selection.balance_clusters`, `clusters`
+k-means clusters); plain `delift` runs with both off, whatever params.yaml says.
 
 Rows are appended to OUT/compare.csv (per test sample to OUT/compare_samples.csv, and the ids each
 run trained on to OUT/compare_subsets.csv) as each run finishes, so a killed sweep resumes where it stopped. The store keeps every utility, so only the
@@ -42,8 +43,12 @@ METRICS = ("rouge_l", "cosine", "nll")
 # continual variants: (selection.method, selection.mode)
 CONTINUAL = {"flcg": ("delift", "incremental"), "refresh": ("delift", "refresh"),
              "random_additions": ("random", "incremental")}
-COMPARE_METHODS = (*METHODS, "delift_cov")  # delift_cov: delift + embedding coverage
+COMPARE_METHODS = (*METHODS, "delift_cov", "delift_bal")  # delift + embedding coverage / balanced budget
 DEFAULT_COVERAGE = 0.25
+DEFAULT_CLUSTERS = 12
+# the delift options a compare method turns on: method -> (params key under selection, CLI flag)
+OPTIONS = {"delift_cov": ("embedding_coverage", "--embedding-coverage"),
+           "delift_bal": ("balance_clusters", "--balance-clusters")}
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,7 @@ class Run:
     seed: int
     update: str | None = None  # data.train of the update (continual comparison)
     coverage: float = DEFAULT_COVERAGE  # selection.embedding_coverage of delift_cov runs
+    clusters: int = DEFAULT_CLUSTERS  # selection.balance_clusters of delift_bal runs
 
     def overrides(self) -> list[str]:
         """`dvc exp run -S` arguments of this run."""
@@ -62,21 +68,27 @@ class Run:
         if self.update is not None:
             method, mode = CONTINUAL[self.method]
             return [f"data.train={self.update}", f"selection.method={method}", f"selection.mode={mode}", *common]
-        if self.method in ("delift", "delift_cov"):
+        if self.method in ("delift", *OPTIONS):
             weight = self.coverage if self.method == "delift_cov" else 0.0
+            clusters = self.clusters if self.method == "delift_bal" else 0
             return ["selection.method=delift", *common, "selection.mode=refresh",
-                    f"selection.embedding_coverage={weight:g}"]
+                    f"selection.embedding_coverage={weight:g}", f"selection.balance_clusters={clusters}"]
         return [f"selection.method={self.method}", *common, "selection.mode=refresh"]
+
+    def option(self) -> float | int | None:
+        """The value of the delift option this run's method turns on (None for other methods)."""
+        return {"delift_cov": self.coverage, "delift_bal": self.clusters}.get(self.method)
 
     def key(self) -> tuple[str, str, str]:
         return self.method, str(self.budget), str(self.seed)
 
 
 def grid(methods: Sequence[str], budgets: Sequence[float | int], seeds: Sequence[int],
-         update: str | None = None, coverage: float = DEFAULT_COVERAGE) -> list[Run]:
+         update: str | None = None, coverage: float = DEFAULT_COVERAGE,
+         clusters: int = DEFAULT_CLUSTERS) -> list[Run]:
     """The runs: every method once per budget and seed (`full` at budget 1.0); with `update`,
     the three continual variants per budget and seed instead, grouped by budget. `coverage`: the embedding
-    coverage weight of `delift_cov` runs."""
+    coverage weight of `delift_cov` runs; `clusters`: the balance clusters of `delift_bal` runs."""
     if not budgets or not seeds:
         raise InputError("--budgets and --seeds: need at least one value each")
     if update is not None:
@@ -86,10 +98,12 @@ def grid(methods: Sequence[str], budgets: Sequence[float | int], seeds: Sequence
         raise InputError(f"--methods: unknown method {unknown[0]!r} (known: {', '.join(COMPARE_METHODS)})")
     if "delift_cov" in methods and not (coverage > 0 and coverage < float("inf")):
         raise InputError(f"--embedding-coverage {coverage!r}: expected a number > 0")
+    if "delift_bal" in methods and not (isinstance(clusters, int) and clusters >= 2):
+        raise InputError(f"--balance-clusters {clusters!r}: expected a whole number >= 2")
     runs = []
     for method in methods:
         for budget in ([1.0] if method == "full" else budgets):
-            runs.extend(Run(method, budget, seed, coverage=coverage) for seed in seeds)
+            runs.extend(Run(method, budget, seed, coverage=coverage, clusters=clusters) for seed in seeds)
     return runs
 
 
@@ -109,15 +123,15 @@ def run_grid(runs: Sequence[Run], out: str | Path, params_path: str = "params.ya
     subsets = Path(out) / "compare_subsets.csv"
     done = {(r["method"], r["budget"], r["seed"]) for r in _read_rows(table, COLUMNS)}
     todo = [run for run in runs if run.key() not in done]
-    _check_coverage(Path(out), runs, done)
+    _check_options(read_protocol(Path(out)), Path(out) / "protocol.json", runs, done)
     echo(f"{len(runs)} runs, {len(runs) - len(todo)} already in {table}, {len(todo)} to run")
     saved = {name: Path(name).read_bytes() for name in ("params.yaml", "dvc.lock") if Path(name).exists()}
     try:
         first_version_budget = None
         for k, run in enumerate(todo, start=1):
             if run.update is not None and run.budget != first_version_budget:
-                _exp_run(first_version_overrides(run.budget), dry_run, echo, targets=["score"],
-                         label=f"[{k}/{len(todo)}] first version at budget {run.budget}: ")
+                _exp_run(first_version_overrides(params.data.train, run.budget), dry_run, echo,
+                         targets=["score"], label=f"[{k}/{len(todo)}] first version at budget {run.budget}: ")
                 first_version_budget = run.budget
             _exp_run(run.overrides(), dry_run, echo, label=f"[{k}/{len(todo)}] ")
             if dry_run:
@@ -131,12 +145,13 @@ def run_grid(runs: Sequence[Run], out: str | Path, params_path: str = "params.ya
             write_bytes(name, content)
 
 
-def first_version_overrides(budget: float | int) -> list[str]:
-    """`dvc exp run -S` arguments that re-select the project's current version (the first
-    version of a continual comparison) with DELIFT at `budget`: every continual run at that
-    budget then starts from the same subset, so its size is the budget of the whole update."""
-    return [f"selection.budget={budget}", "selection.method=delift", "selection.mode=refresh",
-            "selection.embedding_coverage=0"]
+def first_version_overrides(train: str, budget: float | int) -> list[str]:
+    """`dvc exp run -S` arguments that re-select the project's current version (data.train =
+    `train`, the first version of a continual comparison) with DELIFT at `budget`: every
+    continual run at that budget then starts from the same subset, so its size is the budget of
+    the whole update."""
+    return [f"data.train={train}", f"selection.budget={budget}", "selection.method=delift",
+            "selection.mode=refresh", "selection.embedding_coverage=0", "selection.balance_clusters=0"]
 
 
 def _exp_run(overrides: list[str], dry_run: bool, echo: Callable[[str], None],
@@ -189,28 +204,31 @@ def _subset_rows(run: Run, selected: Path) -> list[dict]:
     return [{**key, "rank": str(rank), "id": sample} for rank, sample in enumerate(record["ids"], start=1)]
 
 
+def read_protocol(out: Path) -> dict:
+    """OUT/protocol.json ({} before the first run)."""
+    path = out / "protocol.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
 def _record_protocol(out: Path, metrics: Path, run: Run) -> None:
     """OUT/protocol.json: how the runs were fine-tuned (the same for every run of a sweep), and
-    the embedding coverage weight of the delift_cov runs once one ran."""
+    the value of each delift option (embedding coverage, balance clusters) once a run used it."""
     train = json.loads((metrics / "train.json").read_text(encoding="utf-8"))
-    path = out / "protocol.json"
-    protocol = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    protocol = read_protocol(out)
     protocol.setdefault("protocol", train.get("protocol", "epochs"))
-    if run.method == "delift_cov":
-        protocol.setdefault("embedding_coverage", run.coverage)
-    write_text(path, json.dumps(protocol, sort_keys=True) + "\n")
+    if run.method in OPTIONS:
+        protocol.setdefault(OPTIONS[run.method][0], run.option())
+    write_text(out / "protocol.json", json.dumps(protocol, sort_keys=True) + "\n")
 
 
-def _check_coverage(out: Path, runs: Sequence[Run], done: set) -> None:
-    """Refuse to mix delift_cov rows made with another embedding coverage weight."""
-    path = out / "protocol.json"
-    wanted = {run.coverage for run in runs if run.method == "delift_cov"}
-    if not wanted or not path.is_file():
-        return
-    recorded = json.loads(path.read_text(encoding="utf-8")).get("embedding_coverage")
-    if recorded is not None and recorded not in wanted and any(key[0] == "delift_cov" for key in done):
-        raise InputError(f"--embedding-coverage {wanted.pop():g}: {path} holds delift_cov runs at "
-                         f"{recorded:g} (use that weight, or another --out)")
+def _check_options(protocol: dict, path: Path, runs: Sequence[Run], done: set) -> None:
+    """Refuse to mix delift_cov (delift_bal) rows made with another coverage weight (cluster count)."""
+    for method, (key, flag) in OPTIONS.items():
+        wanted = {run.option() for run in runs if run.method == method}
+        recorded = protocol.get(key)
+        if wanted and recorded is not None and recorded not in wanted and any(k[0] == method for k in done):
+            raise InputError(f"{flag} {wanted.pop():g}: {path} holds {method} runs at "
+                             f"{recorded:g} (use that value, or another --out)")
 
 
 def _row(method, budget, seed, n_train, variant, values: dict) -> dict:
@@ -261,7 +279,7 @@ def summarize(rows: list[dict]) -> list[dict]:
 
 def paired_table(samples: list[dict], variant: str = "finetuned", metric: str = "rouge_l") -> list[dict]:
     """Each method and budget against random (same budget; random additions in a continual
-    comparison), against full, and delift_cov also against delift: the mean per-sample
+    comparison), against full, and delift_cov / delift_bal also against delift: the mean per-sample
     difference of `metric` on the same test samples (each side averaged over its seeds), a
     bootstrap 95 % interval and the verdict ("better" means higher, or lower for nll)."""
     per: dict[tuple, dict[str, list[float]]] = {}
@@ -278,7 +296,7 @@ def paired_table(samples: list[dict], variant: str = "finetuned", metric: str = 
             continue
         baseline = "random_additions" if method in CONTINUAL else "random"
         against = [(baseline, (baseline, budget)), ("full", full)]
-        if method == "delift_cov":  # the option against the plain method it changes
+        if method in OPTIONS:  # the option against the plain method it changes
             against.append(("delift", ("delift", budget)))
         for name, other in against:
             if other is None or other not in means:
@@ -326,10 +344,12 @@ def report(out: str | Path) -> str:
     if not rows:
         raise InputError(f"{out / 'compare.csv'}: no results yet (run `delift-dvc compare` first)")
     summary = summarize(rows)
-    protocol = json.loads((out / "protocol.json").read_text()) if (out / "protocol.json").is_file() else {}
+    protocol = read_protocol(out)
     header = f"fine-tuning protocol: {protocol.get('protocol', 'unknown')}"
     if "embedding_coverage" in protocol:
         header += f"; delift_cov = delift with selection.embedding_coverage {protocol['embedding_coverage']:g}"
+    if "balance_clusters" in protocol:
+        header += f"; delift_bal = delift with selection.balance_clusters {protocol['balance_clusters']}"
     table = header + "\n\n" + markdown(summary)
     samples = _read_rows(out / "compare_samples.csv", SAMPLE_COLUMNS)
     for variant in VARIANTS:

@@ -89,11 +89,14 @@ def run_plan(
     seed: int = 0,
     coverage_block: np.ndarray | None = None,
     coverage_weight: float = 0.0,
+    balance: Sequence[int] | None = None,
 ) -> Subset:
     """Select per `plan`. block [|ground|, |examples|] (dense array or SparseKernel): utility
     (delift) or similarity (delift_se) of each ground target with each example; None for
     random/full. coverage_block: a second kernel of the same shape (sentence-embedding
     similarity) whose objective, times coverage_weight, is added (see select_submodular).
+    balance: a part label per ground sample (in plan.ground's order): the picks are split
+    across the parts in proportion to their size (see select_submodular).
     The returned subset is kept + picks, with gain 0.0 for the kept samples."""
     if plan.budget == 0 or not plan.ground:
         picks = Subset([], [], 0.0, method, plan.objective, {"budget": plan.budget})
@@ -103,7 +106,7 @@ def run_plan(
         picks = full_set(plan.ground)
     else:
         picks = _submodular(plan, method, block, eta, nu, scaling, stop_at_zero_gain,
-                            coverage_block, coverage_weight)
+                            coverage_block, coverage_weight, balance)
     return Subset(
         plan.kept + picks.ids,
         [0.0] * len(plan.kept) + picks.gains,
@@ -128,9 +131,10 @@ def _split(plan: Plan, block) -> tuple:
 
 
 def _submodular(plan, method, block, eta, nu, scaling, stop_at_zero_gain, coverage_block,
-                coverage_weight) -> Subset:
+                coverage_weight, balance) -> Subset:
     kernel, extra = _split(plan, block)
-    common = {"scaling": scaling, "stop_at_zero_gain": stop_at_zero_gain, "method": method}
+    common = {"scaling": scaling, "stop_at_zero_gain": stop_at_zero_gain, "method": method,
+              "balance": balance}
     if coverage_weight:
         cover_kernel, cover_extra = _split(plan, coverage_block)
         common.update(coverage=(cover_kernel, cover_extra),

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from delift_dvc.selection.balance import Partition
 from delift_dvc.selection.budget import resolve_budget
 from delift_dvc.selection.submodular import OBJECTIVES, SelectionResult
 
@@ -198,11 +199,16 @@ def _prepare(kernel: SparseKernel, objective: str, query_kernel, eta, private_ke
 def maximize_sparse(kernel: SparseKernel, budget: int | float, objective: str = "fl", *,
                     query_kernel: SparseKernel | None = None, eta: float = 1.0,
                     private_kernel: SparseKernel | None = None, nu: float = 1.0,
-                    stop_at_zero_gain: bool = False) -> SelectionResult:
+                    stop_at_zero_gain: bool = False,
+                    partition: tuple[np.ndarray, np.ndarray] | None = None) -> SelectionResult:
     """Exact lazy greedy on a sparse kernel [n_targets, n_candidates] (values >= 0, missing =
-    0): the same result as submodular.maximize on the dense equivalent (see module docstring)."""
+    0): the same result as submodular.maximize on the dense equivalent (see module docstring),
+    also under a ``partition`` constraint (labels, quota)."""
     base, cap = _prepare(kernel, objective, query_kernel, eta, private_kernel, nu)
     n_pick = resolve_budget(budget, kernel.shape[1])
+    limit = Partition(partition, kernel.shape[1]) if partition is not None else None
+    if limit is not None:
+        n_pick = min(n_pick, limit.total)
     cols = _Columns(kernel)
     values = cols.values if cap is None else np.minimum(cols.values, cap[cols.rows])
     cur = base.copy()
@@ -217,6 +223,8 @@ def maximize_sparse(kernel: SparseKernel, budget: int | float, objective: str = 
     picks, gains = [], []
     while len(picks) < n_pick and heap:
         neg, j, fresh = heapq.heappop(heap)
+        if limit is not None and limit.blocked[j]:
+            continue
         if fresh != epoch:
             heapq.heappush(heap, (-gain(j), j, epoch))
             continue
@@ -225,6 +233,8 @@ def maximize_sparse(kernel: SparseKernel, budget: int | float, objective: str = 
             break
         picks.append(j)
         gains.append(g)
+        if limit is not None:
+            limit.take(j)
         s = cols.column(j)
         rows = cols.rows[s]
         if len(rows):

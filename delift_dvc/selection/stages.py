@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from delift_dvc.errors import InputError
+from delift_dvc.selection.balance import check_parts, quotas
 from delift_dvc.selection.budget import BudgetError, resolve_budget
 from delift_dvc.selection.scaling import SCALINGS, fill_missing, minmax_scale
 from delift_dvc.selection.sparse import SparseKernel, maximize_sparse, scale_sparse
@@ -71,6 +72,7 @@ def select_submodular(
     method: str = "delift",
     coverage: tuple[np.ndarray, np.ndarray | None] | None = None,
     coverage_weight: float = 0.0,
+    balance: Sequence[int] | None = None,
 ) -> Subset:
     """Greedy subset of `ids` (the ground set; kernel [n, n], rows targets, columns candidates,
     both in the order of `ids`). query_kernel [n, |Q|] for flmi, private_kernel [n, |P|] for
@@ -81,7 +83,11 @@ def select_submodular(
     With `coverage_weight` w > 0, `coverage` = (similarity [n, n], its query/private block,
     read only by flmi/flcg) in the shapes of kernel and the extra block, e.g. sentence-embedding
     cosine: the objective becomes f(S; kernel) + w * f(S; similarity), the same objective on both
-    kernels, each scaled on its own (a sum of submodular functions: the greedy keeps its guarantee)."""
+    kernels, each scaled on its own (a sum of submodular functions: the greedy keeps its guarantee).
+
+    With `balance` (a part label >= 0 per id, e.g. its embedding cluster), the budget is split
+    across the parts in proportion to their size (largest remainders) and the greedy picks the
+    best candidate among the parts that still have room (a partition-matroid constraint)."""
     if objective not in OBJECTIVES:
         raise InputError(f"selection.objective '{objective}': expected one of {', '.join(OBJECTIVES)}")
     if scaling not in SCALINGS:
@@ -110,19 +116,27 @@ def select_submodular(
             raise ValueError("the coverage kernel must be sparse exactly when the kernel is")
         covered = _scaled_blocks(cover_kernel, cover_extra if extra is not None else None, order, scaling)
         scaled = [_stack(a, b, weight) for a, b in zip(scaled, covered)]
+    n_pick = _budget(budget, n)
+    partition = None
+    if balance is not None:
+        labels = check_parts(balance, n)[order]
+        partition = (labels, quotas(labels, n_pick))
     result = solve(
         scaled[0],
-        _budget(budget, n),
+        n_pick,
         objective=objective,
         query_kernel=scaled[1] if objective == "flmi" else None,
         eta=eta,
         private_kernel=scaled[1] if objective == "flcg" else None,
         nu=nu,
         stop_at_zero_gain=stop_at_zero_gain,
+        partition=partition,
     )
     params = {"budget": budget, "scaling": scaling, "stop_at_zero_gain": stop_at_zero_gain}
     if weight > 0:
         params["embedding_coverage"] = weight
+    if partition is not None:
+        params["balance_parts"] = int(np.count_nonzero(np.bincount(partition[0])))
     if objective == "flmi":
         params["eta"] = eta
     if objective == "flcg":

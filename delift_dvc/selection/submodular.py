@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from delift_dvc.selection.balance import Partition
 from delift_dvc.selection.budget import resolve_budget
 
 __all__ = ["SelectionResult", "evaluate", "maximize", "resolve_budget"]
@@ -269,13 +270,16 @@ def _threshold(cur: np.ndarray, cap: np.ndarray | None, dtype: np.dtype) -> np.n
     return y
 
 
-def _naive_pick(k, base, cap, picks):
-    """(index, gain, None) of the best candidate after ``picks``: all gains recomputed."""
+def _naive_pick(k, base, cap, picks, blocked=None):
+    """(index, gain, None) of the best candidate after ``picks`` (never a ``blocked`` one, bool
+    [n_c]): all gains recomputed."""
     cur = base.copy()
     for j in picks:
         np.maximum(cur, k[:, j] if cap is None else np.minimum(k[:, j], cap), out=cur)
     g = _full_gains(k, cur, cap)
     g[picks] = -np.inf
+    if blocked is not None:
+        g[blocked] = -np.inf
     j = int(np.argmax(g))  # lowest index among the maxima
     return j, float(g[j]), None
 
@@ -332,6 +336,11 @@ class _Lazy:
             elif len(todo):
                 self._evaluate(todo)
 
+    def exclude(self, cols):
+        """Never pick these columns (a full part of a partition constraint)."""
+        self.fresh[cols] = 2**62
+        self.ub[cols] = -np.inf
+
     def accept(self, j, col):
         """Select column j and update cur, bounds and the residual structure."""
         k, cap, cur = self.k, self.cap, self.cur
@@ -375,7 +384,8 @@ class _Lazy:
 def maximize(kernel: np.ndarray, budget: int | float, objective: str = "fl", *,
              query_kernel: np.ndarray | None = None, eta: float = 1.0,
              private_kernel: np.ndarray | None = None, nu: float = 1.0,
-             optimizer: str = "lazy", stop_at_zero_gain: bool = False) -> SelectionResult:
+             optimizer: str = "lazy", stop_at_zero_gain: bool = False,
+             partition: tuple[np.ndarray, np.ndarray] | None = None) -> SelectionResult:
     """Greedy subset of the columns of ``kernel`` [n_targets, n_candidates].
 
     ``budget``: count or fraction of n_candidates (:mod:`delift_dvc.selection.budget`; a count
@@ -384,21 +394,33 @@ def maximize(kernel: np.ndarray, budget: int | float, objective: str = "fl", *,
     ``private_kernel`` [n_targets, |P|], ``nu``).  Both optimizers return exactly the same
     picks and bit-identical gains (argmax gain, ties to the lowest index).  With
     ``stop_at_zero_gain`` a pick whose gain is <= 0 ends the selection early.
+    ``partition`` = (labels int [n_candidates], quota int [n_parts]): a partition matroid, at
+    most quota[p] picks with label p (and at most sum(quota) in all); the greedy takes the best
+    candidate among the parts that still have room.
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     k, base, cap = _prepare(kernel, objective, query_kernel, eta, private_kernel, nu)
     n_pick = resolve_budget(budget, k.shape[1])
+    limit = Partition(partition, k.shape[1]) if partition is not None else None
+    if limit is not None:
+        n_pick = min(n_pick, limit.total)
     picks, gains = [], []
     state = _Lazy(k, base, cap) if n_pick and optimizer == "lazy" else None
+    if state and limit is not None:
+        state.exclude(np.flatnonzero(limit.blocked))
     for _ in range(n_pick):
-        j, g, col = state.pick() if state else _naive_pick(k, base, cap, picks)
+        j, g, col = state.pick() if state else _naive_pick(k, base, cap, picks, limit and limit.blocked)
         if stop_at_zero_gain and not g > 0:
             break
         picks.append(j)
         gains.append(g)
         if state:
             state.accept(j, col)
+        if limit is not None:
+            full = limit.take(j)
+            if state and full.size:
+                state.exclude(full)
     g = np.asarray(gains, dtype=np.float64)
     return SelectionResult(np.asarray(picks, dtype=np.int64), g, float(g.sum()))
 

@@ -16,7 +16,7 @@ from delift_dvc.data.samples import Sample, load_samples, read_samples, write_sa
 from delift_dvc.errors import InputError
 from delift_dvc.selection.budget import BudgetError, resolve_budget
 from delift_dvc.selection.planning import Plan, run_plan
-from delift_dvc.stages.kernels import coverage_args, ensure_utility, plan_kernel, store_samples
+from delift_dvc.stages.kernels import delift_args, ensure_utility, plan_kernel, store_samples
 from delift_dvc.stages.outputs import write_json
 from delift_dvc.stages.progress import Reporter
 from delift_dvc.store import Store
@@ -83,7 +83,7 @@ def select_file(params: Params, data: str, out: str, summary: str | None = None,
         block, identity = plan_kernel(None, params, plan, by_id)
     subset = run_plan(plan, sel.method, block, eta=sel.eta, nu=sel.nu, scaling=sel.scaling,
                       stop_at_zero_gain=sel.stop_at_zero_gain, seed=sel.seed,
-                      **coverage_args(params, plan, by_id, block))
+                      **delift_args(params, plan, by_id, block))
     write_samples([by_id[i] for i in subset.ids], out)
     result = {**subset.summary(), "mode": plan.mode, "counts": plan.counts, "scorer": identity,
               "data": data, "target_set": target_set, "existing": existing}

@@ -207,20 +207,17 @@ def similarity_block(plan: Plan, by_id: Mapping[str, object], device: str) -> np
     return cosine_kernel(vectors[[position[i] for i in plan.ground]], vectors)
 
 
-def coverage_block(params, plan: Plan, by_id: Mapping[str, object], block) -> np.ndarray | SparseKernel | None:
+def coverage_block(plan: Plan, vectors: np.ndarray, block) -> np.ndarray | SparseKernel:
     """The sentence-embedding similarity that `selection.embedding_coverage` adds to a delift
     selection, in the shape of the utility `block` [|ground|, |examples|]: dense cosine for a
-    dense block, cosine at the block's stored entries for a sparse one (memory O(nnz)); None
-    when the weight is 0 or the method is not delift."""
-    if params.selection.method != "delift" or not params.selection.embedding_coverage or block is None:
-        return None
-    if not isinstance(block, SparseKernel):
-        return similarity_block(plan, by_id, params.scoring.device)
-    from delift_dvc.utility.embeddings import embed_samples
+    dense block, cosine at the block's stored entries for a sparse one (memory O(nnz)).
+    vectors [|examples|, 384]: unit-norm MiniLM embeddings of plan.examples."""
+    from delift_dvc.utility.embeddings import cosine_kernel
 
-    vectors = embed_samples(plan.examples, by_id, params.scoring.device)
     position = {e: k for k, e in enumerate(plan.examples)}
     ground = vectors[[position[i] for i in plan.ground]]
+    if not isinstance(block, SparseKernel):
+        return cosine_kernel(ground, vectors)
     rows, values = block.rows(), np.empty(block.nnz)
     for c0 in range(0, block.nnz, 1 << 16):
         r, c = rows[c0:c0 + (1 << 16)], block.indices[c0:c0 + (1 << 16)]
@@ -228,12 +225,25 @@ def coverage_block(params, plan: Plan, by_id: Mapping[str, object], block) -> np
     return block.with_values(values)
 
 
-def coverage_args(params, plan: Plan, by_id: Mapping[str, object], block) -> dict:
-    """run_plan's coverage keywords for these params ({} when no coverage term applies)."""
-    cover = coverage_block(params, plan, by_id, block)
-    if cover is None:
+def delift_args(params, plan: Plan, by_id: Mapping[str, object], block) -> dict:
+    """run_plan's keywords for the delift options (`selection.embedding_coverage`: coverage
+    block and weight; `selection.balance_clusters`: a MiniLM k-means cluster per ground sample);
+    {} when neither applies. The examples are embedded once for both."""
+    sel = params.selection
+    if sel.method != "delift" or block is None or not (sel.embedding_coverage or sel.balance_clusters > 1):
         return {}
-    return {"coverage_block": cover, "coverage_weight": params.selection.embedding_coverage}
+    from delift_dvc.selection.balance import embedding_clusters
+    from delift_dvc.utility.embeddings import embed_samples
+
+    vectors = embed_samples(plan.examples, by_id, params.scoring.device)
+    args = {}
+    if sel.embedding_coverage:
+        args.update(coverage_block=coverage_block(plan, vectors, block), coverage_weight=sel.embedding_coverage)
+    if sel.balance_clusters > 1:
+        position = {e: k for k, e in enumerate(plan.examples)}
+        ground = vectors[[position[i] for i in plan.ground]]
+        args["balance"] = embedding_clusters(ground, sel.balance_clusters, sel.seed)
+    return args
 
 
 def plan_candidates(params, plan: Plan, by_id: Mapping[str, object]) -> Candidates | None:

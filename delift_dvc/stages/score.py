@@ -16,7 +16,7 @@ from delift_dvc.selection.budget import BudgetError
 from delift_dvc.selection.planning import Plan, plan_selection, run_plan
 from delift_dvc.selection.stages import Subset
 from delift_dvc.stages.ingest import prepared_pool
-from delift_dvc.stages.kernels import coverage_args, ensure_utility, plan_kernel, store_samples
+from delift_dvc.stages.kernels import delift_args, ensure_utility, plan_kernel, store_samples
 from delift_dvc.stages.outputs import SELECTION_RECORD, write_json
 from delift_dvc.stages.progress import Reporter
 from delift_dvc.store import Store
@@ -72,7 +72,7 @@ def run_score(params: Params, reporter: Reporter | None = None) -> dict:
         block, identity = plan_kernel(store, params, plan, by_id, scored)
         subset = run_plan(plan, sel.method, block, eta=sel.eta, nu=sel.nu, scaling=sel.scaling,
                           stop_at_zero_gain=sel.stop_at_zero_gain, seed=sel.seed,
-                          **coverage_args(params, plan, by_id, block))
+                          **delift_args(params, plan, by_id, block))
         store.record_selection(version, subset.objective_name, plan.mode, subset.ids, subset.gains)
     reporter.phase(f"selected {len(subset.ids)} of {len(ids)} ({len(plan.kept)} kept)")
     record = _selection_record(plan, subset, version, identity, params)

@@ -160,3 +160,43 @@ def test_embedding_coverage_in_the_pipeline_dense_knn_and_update(tmp_path, tiny_
     update = run_version(knn_params, data + alpaca(4, offset=10))
     assert update["record"]["mode"] == "continual" and update["record"]["kept"] == sparse["record"]["ids"]
     assert update["record"]["params"]["embedding_coverage"] == 0.5 and update["baselines_scored"] == 4
+
+
+def test_balance_clusters_in_the_pipeline_dense_knn_and_update(tmp_path, tiny_model_dir):
+    from dataclasses import replace
+
+    from delift_dvc.selection.balance import embedding_clusters, quotas
+    from delift_dvc.stages.ingest import prepared_pool
+    from delift_dvc.store import Store
+    from delift_dvc.utility.embeddings import embed_samples
+    from tests.selection.test_balance import brute_partition_greedy
+
+    def balanced(params: Params, k: int) -> Params:
+        return replace(params, selection=replace(params.selection, balance_clusters=k, budget=6))
+
+    data = alpaca(20)
+    dense_params = balanced(params_for(tmp_path / "dense", tiny_model_dir, "dense", 32), 4)
+    dense = run_version(dense_params, data)
+    sparse = run_version(balanced(params_for(tmp_path / "knn", tiny_model_dir, "knn", 20), 4), data)
+    assert dense["record"]["params"]["balance_parts"] == 4
+    assert sparse["record"]["ids"] == dense["record"]["ids"]
+    # the subset is the partition-matroid greedy on the stored, min-max scaled utility, with the
+    # budget split by the MiniLM clusters' sizes
+    pool, _ = prepared_pool(dense_params)
+    ids = sorted(s.id for s in pool)
+    labels = embedding_clusters(embed_samples(ids, {s.id: s for s in pool}, "cpu"), 4, seed=0)
+    with Store(dense_params.store) as store:
+        uf = store.read_baselines(dense["scorer"], ids)[:, None] - store.read_pairs(dense["scorer"], ids, ids)
+    uf = (uf - uf.min()) / (uf.max() - uf.min())
+    quota = quotas(labels, 6)
+    expected = brute_partition_greedy(uf, 6, labels.tolist(), quota.tolist())
+    assert dense["record"]["ids"] == [ids[j] for j in expected]
+    chosen = np.bincount(labels[expected], minlength=4)
+    assert chosen.tolist() == quota.tolist()
+    plain = run_version(params_for(tmp_path / "plain", tiny_model_dir, "dense", 32), data)
+    assert "balance_parts" not in plain["record"]["params"]
+    # an update picks among the new samples, split by their own clusters
+    grown = replace(dense_params, selection=replace(dense_params.selection, budget=12))  # a count: 6 more
+    update = run_version(grown, data + alpaca(10, offset=20))
+    assert update["record"]["mode"] == "continual" and update["record"]["kept"] == dense["record"]["ids"]
+    assert len(update["record"]["added"]) == 6 and update["record"]["params"]["balance_parts"] >= 2

@@ -280,6 +280,14 @@ def test_grid_composition_and_unknown_method():
     assert covered.key() == ("delift_cov", "0.3", "0")
     with pytest.raises(InputError, match="--embedding-coverage"):
         grid(["delift_cov"], [0.3], [0], coverage=0.0)
+    plain, balanced = grid(["delift", "delift_bal"], [0.3], [0], clusters=8)
+    assert {"selection.balance_clusters=0", "selection.embedding_coverage=0"} <= set(plain.overrides())
+    assert {"selection.method=delift", "selection.balance_clusters=8"} <= set(balanced.overrides())
+    with pytest.raises(InputError, match="--balance-clusters 1: expected a whole number >= 2"):
+        grid(["delift_bal"], [0.3], [0], clusters=1)
+    two_budgets = grid([], [0.1, 0.3], [0], update="data/v2.jsonl")
+    assert [(r.budget, r.method) for r in two_budgets] == [
+        (b, m) for b in (0.1, 0.3) for m in ("flcg", "refresh", "random_additions")]
 
 
 def test_compare_refuses_to_mix_coverage_weights(tmp_path, monkeypatch):
@@ -298,3 +306,67 @@ def test_compare_refuses_to_mix_coverage_weights(tmp_path, monkeypatch):
         run_grid(grid(["delift_cov"], [0.3], [0, 1], coverage=0.5), "reports", dry_run=True, echo=lines.append)
     run_grid(grid(["delift_cov"], [0.3], [0, 1], coverage=0.25), "reports", dry_run=True, echo=lines.append)
     assert lines[0] == "2 runs, 1 already in reports/compare.csv, 1 to run"
+    (reports / "compare.csv").write_text(",".join(COLUMNS) + "\ndelift_bal,0.3,0,3,finetuned,1.0,20.0,0.5\n")
+    (reports / "protocol.json").write_text('{"balance_clusters": 12, "protocol": "steps"}\n')
+    with pytest.raises(InputError, match="--balance-clusters 8: reports/protocol.json holds delift_bal runs at 12"):
+        run_grid(grid(["delift_bal"], [0.3], [0, 1], clusters=8), "reports", dry_run=True, echo=lines.append)
+
+
+def test_continual_compare_reselects_the_first_version_at_each_budget(tmp_path, monkeypatch):
+    from delift_dvc.quality.compare import grid, run_grid
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    (tmp_path / "params.yaml").write_text("{}\n")
+    lines = []
+    run_grid(grid([], [0.1, 0.3], [0, 1], update="v2.jsonl"), "reports", dry_run=True, echo=lines.append)
+    firsts = [k for k, line in enumerate(lines) if "first version" in line]
+    assert len(firsts) == 2 and firsts[0] == 1 and firsts[1] == 8  # before each budget's 6 runs
+    assert lines[1].endswith("-S data.train=data/raw -S selection.budget=0.1 -S selection.method=delift "
+                             "-S selection.mode=refresh -S selection.embedding_coverage=0 "
+                             "-S selection.balance_clusters=0 score")
+    assert all("selection.budget=0.1" in line for line in lines[2:8])
+    assert all("selection.budget=0.3" in line for line in lines[9:])
+
+
+@pytest.fixture(scope="module")
+def continual_grid(tmp_path_factory, shared_data, tiny_model_dir):
+    """A v1 of two templates, a v2 adding two more, and `compare --update` at two budgets."""
+    records = p3_records(shared_data, SHORT_P3[:4], 10)
+    pool = [r for k, r in enumerate(records) if k % 10 < 8]
+    test = [r for k, r in enumerate(records) if k % 10 >= 8]
+    v1 = pool[:16]
+    root = make_project(
+        tmp_path_factory.mktemp("continual") / "repo", v1, {"model": str(tiny_model_dir), "dtype": "float32"},
+        finetune={"steps": 2, "batch_size": 4}, evaluate={"max_new_tokens": 4},
+    )
+    add_test_file(root, test)
+    (root / "data/v2").mkdir(parents=True)
+    (root / "data/v2/train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pool))
+    commit(root, "v1 project, v2 data")
+    done = sh("delift-dvc", "compare", "--update", "data/v2/train.jsonl", "--budgets", "0.25,0.5",
+              "--seeds", "0", cwd=root)
+    return root, done.stdout
+
+
+def test_continual_compare_runs_from_the_same_first_subset_at_equal_size(continual_grid):
+    from delift_dvc.selection.budget import resolve_budget
+    from delift_dvc.store import Store
+
+    root, stdout = continual_grid
+    rows = [r for r in read_csv(root / "reports/compare.csv") if r["variant"] == "finetuned"]
+    assert {(r["method"], r["budget"]) for r in rows} == {
+        (m, b) for m in ("flcg", "refresh", "random_additions") for b in ("0.25", "0.5")}
+    with Store(root / "store") as store:
+        v1_ids = next(set(store.version_ids(v.seq)) for v in store.versions() if v.n == 16)
+    subsets = read_csv(root / "reports/compare_subsets.csv")
+    for budget in (0.25, 0.5):
+        size = {r["method"]: int(r["n_train"]) for r in rows if float(r["budget"]) == budget}
+        assert len(set(size.values())) == 1, size  # one size per budget: the fraction of the whole update
+        assert size["refresh"] == resolve_budget(budget, 32)
+        ids = {m: [r["id"] for r in subsets if r["method"] == m and float(r["budget"]) == budget]
+               for m in ("flcg", "random_additions")}
+        kept = [i for i in ids["flcg"] if i in v1_ids]
+        assert len(kept) == resolve_budget(budget, 16)  # v1's DELIFT subset at this budget
+        assert ids["flcg"][:len(kept)] == kept == [i for i in ids["random_additions"] if i in v1_ids]
+    assert "| flcg | 0.25 | random_additions |" in stdout
