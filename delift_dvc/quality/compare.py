@@ -116,8 +116,8 @@ def run_grid(runs: Sequence[Run], out: str | Path, params_path: str = "params.ya
         first_version_budget = None
         for k, run in enumerate(todo, start=1):
             if run.update is not None and run.budget != first_version_budget:
-                _exp_run(first_version_overrides(run.budget), dry_run, echo, targets=["score"],
-                         label=f"[{k}/{len(todo)}] first version at budget {run.budget}: ")
+                _exp_run(first_version_overrides(params.data.train, run.budget), dry_run, echo,
+                         targets=["score"], label=f"[{k}/{len(todo)}] first version at budget {run.budget}: ")
                 first_version_budget = run.budget
             _exp_run(run.overrides(), dry_run, echo, label=f"[{k}/{len(todo)}] ")
             if dry_run:
@@ -131,12 +131,13 @@ def run_grid(runs: Sequence[Run], out: str | Path, params_path: str = "params.ya
             write_bytes(name, content)
 
 
-def first_version_overrides(budget: float | int) -> list[str]:
-    """`dvc exp run -S` arguments that re-select the project's current version (the first
-    version of a continual comparison) with DELIFT at `budget`: every continual run at that
-    budget then starts from the same subset, so its size is the budget of the whole update."""
-    return [f"selection.budget={budget}", "selection.method=delift", "selection.mode=refresh",
-            "selection.embedding_coverage=0"]
+def first_version_overrides(train: str, budget: float | int) -> list[str]:
+    """`dvc exp run -S` arguments that re-select the project's current version (data.train =
+    `train`, the first version of a continual comparison) with DELIFT at `budget`: every
+    continual run at that budget then starts from the same subset, so its size is the budget of
+    the whole update."""
+    return [f"data.train={train}", f"selection.budget={budget}", "selection.method=delift",
+            "selection.mode=refresh", "selection.embedding_coverage=0"]
 
 
 def _exp_run(overrides: list[str], dry_run: bool, echo: Callable[[str], None],
