@@ -279,9 +279,10 @@ def summarize(rows: list[dict]) -> list[dict]:
 
 def paired_table(samples: list[dict], variant: str = "finetuned", metric: str = "rouge_l") -> list[dict]:
     """Each method and budget against random (same budget; random additions in a continual
-    comparison), against full, and delift_cov / delift_bal also against delift: the mean per-sample
-    difference of `metric` on the same test samples (each side averaged over its seeds), a
-    bootstrap 95 % interval and the verdict ("better" means higher, or lower for nll)."""
+    comparison), against full, delift_cov / delift_bal also against delift and flcg also
+    against refresh: the mean per-sample difference of `metric` on the same test samples (each
+    side averaged over its seeds), a bootstrap 95 % interval and the verdict ("better" means
+    higher, or lower for nll)."""
     per: dict[tuple, dict[str, list[float]]] = {}
     for row in samples:
         if row["variant"] == variant:
@@ -298,6 +299,8 @@ def paired_table(samples: list[dict], variant: str = "finetuned", metric: str = 
         against = [(baseline, (baseline, budget)), ("full", full)]
         if method in OPTIONS:  # the option against the plain method it changes
             against.append(("delift", ("delift", budget)))
+        if method == "flcg":  # continuation against re-selecting from scratch
+            against.append(("refresh", ("refresh", budget)))
         for name, other in against:
             if other is None or other not in means:
                 continue

@@ -222,6 +222,11 @@ def test_paired_differences_by_hand():
     rows += [row("delift_cov", "0.3", s, f"t{i}", 31 + i) for s in "01" for i in range(40)]
     cov = {r["against"]: r for r in paired_table(rows) if r["method"] == "delift_cov"}
     assert set(cov) == {"random", "full", "delift"} and cov["delift"]["mean"] == pytest.approx(1.0)
+    continual = [row(m, "0.3", "0", f"t{i}", base + i) for m, base in
+                 (("flcg", 12), ("refresh", 10), ("random_additions", 11)) for i in range(40)]
+    pairs = {(r["method"], r["against"]): r["mean"] for r in paired_table(continual)}
+    assert pairs == pytest.approx({("flcg", "random_additions"): 1.0, ("flcg", "refresh"): 2.0,
+                                   ("refresh", "random_additions"): -1.0})
 
 
 def test_rows_are_added_without_twins_and_a_failed_write_keeps_the_file(tmp_path, monkeypatch):
