@@ -12,8 +12,11 @@ this prints two tables, no LM pass beyond that store:
    the utility FL objective as a share of plain DELIFT's, and the share of the achievable one-shot
    gain (sum over targets of max(UF, 0) over the subset / over the pool) overall and for the worst
    template. Variants: plain DELIFT (joint min-max), three per-target normalisations of UF (an
-   analysis only), DELIFT + embedding coverage (`selection.embedding_coverage` w), DELIFT (SE)
+   analysis only), DELIFT + embedding coverage (`selection.embedding_coverage` w), DELIFT with a
+   format-balanced budget (`selection.balance_clusters` k: the budget split over k MiniLM k-means
+   clusters by size; and, as a reference no user has, split over the true templates), DELIFT (SE)
    and random subsets (mean of 5 seeds).
+3. how well the k-means clusters recover the templates (adjusted Rand index, purity).
 
     python benchmarks/bench_coverage.py --store ../bench-p3-320
 """
@@ -43,7 +46,10 @@ def load(store_root: Path, samples, executor: str) -> tuple[np.ndarray, np.ndarr
     return uf, d0
 
 
-def variants(uf: np.ndarray, d0: np.ndarray, sim: np.ndarray):
+CLUSTERS = (8, 16, 32)
+
+
+def variants(uf: np.ndarray, d0: np.ndarray, sim: np.ndarray, clusters: dict, template: np.ndarray):
     """(name, kernel, selection keywords) of every variant that selects on a kernel."""
     n = len(d0)
     yield "DELIFT (global min-max)", uf, {}
@@ -52,6 +58,10 @@ def variants(uf: np.ndarray, d0: np.ndarray, sim: np.ndarray):
     yield "UF / d0 (relative gain)", uf / d0[:, None], {}
     for w in (0.1, 0.25, 0.5, 1.0, 4.0):
         yield f"DELIFT + embedding coverage {w:g}", uf, {"coverage": (sim, None), "coverage_weight": w}
+    for k, labels in clusters.items():
+        yield f"DELIFT, budget balanced over {k} clusters", uf, {"balance": labels}
+    truth = np.unique(template, return_inverse=True)[1]
+    yield "DELIFT, budget balanced over the true templates", uf, {"balance": truth}
     yield "DELIFT (SE): MiniLM cosine only", sim, {}
 
 
@@ -61,6 +71,9 @@ def main() -> None:
     ap.add_argument("--executor", default="local", choices=["local", "ray"], help="to score what is missing")
     args = ap.parse_args()
 
+    from sklearn.metrics import adjusted_rand_score
+
+    from delift_dvc.selection.balance import embedding_clusters
     from delift_dvc.selection.scaling import minmax_scale
     from delift_dvc.selection.stages import instruction_tuning, random_subset
     from delift_dvc.selection.submodular import evaluate
@@ -74,6 +87,7 @@ def main() -> None:
     uf, d0 = load(args.store, samples, args.executor)
     vectors = embed_samples(ids, {s.id: s for s in samples}, "cpu")
     sim = cosine_kernel(vectors, vectors)
+    clusters = {k: embedding_clusters(vectors, k, seed=0) for k in CLUSTERS}
     scaled = minmax_scale([uf])[0].astype(np.float64)
     gain = np.clip(uf, 0, None)
     best = gain.max(1)
@@ -104,7 +118,7 @@ def main() -> None:
     for budget in (0.1, 0.3):
         reference = evaluate(scaled, plain[budget])
         rows = [(name, columns(instruction_tuning(ids, kernel, budget, **kw).ids)) for name, kernel, kw in
-                variants(uf, d0, sim)]
+                variants(uf, d0, sim, clusters, template)]
         randoms = [columns(random_subset(ids, budget, seed).ids) for seed in range(5)]
         for name, cols in rows + [("random (mean of 5 seeds)", randoms)]:
             group = cols if isinstance(cols, list) else [cols]
@@ -117,6 +131,12 @@ def main() -> None:
             overall, worst = np.mean([k[0] for k in kept]), np.mean([min(k[1]) for k in kept])
             print(f"| {name} | {budget:g} | {missed:g} | {smallest:g} / {largest:g} | {objective:.3f} | {overall:.3f} |"
                   f" {worst:.3f} |")
+
+    print("\n| k-means clusters | adjusted Rand index vs templates | purity (share in its cluster's main template) |")
+    print("|---|---|---|")
+    for k, labels in clusters.items():
+        main_share = sum(max((template[labels == c] == t).sum() for t in names) for c in set(labels.tolist()))
+        print(f"| {k} | {adjusted_rand_score(template, labels):.3f} | {main_share / len(template):.3f} |")
 
 
 if __name__ == "__main__":
