@@ -156,8 +156,9 @@ def first_version_overrides(train: str, budget: float | int) -> list[str]:
 
 def _exp_run(overrides: list[str], dry_run: bool, echo: Callable[[str], None],
              targets: Sequence[str] = (), label: str = "") -> None:
-    """One `dvc exp run -S ...` (up to `targets`' stages when given); DeliftError when it fails."""
-    command = ["dvc", "exp", "run", *[arg for o in overrides for arg in ("-S", o)], *targets]
+    """One `dvc exp run -S ++key=value ...` (up to `targets`' stages when given; `++` also adds a
+    key that params.yaml leaves to its default); DeliftError when it fails."""
+    command = ["dvc", "exp", "run", *[arg for o in overrides for arg in ("-S", "++" + o)], *targets]
     echo(label + " ".join(command))
     if dry_run:
         return

@@ -327,9 +327,9 @@ def test_continual_compare_reselects_the_first_version_at_each_budget(tmp_path, 
     run_grid(grid([], [0.1, 0.3], [0, 1], update="v2.jsonl"), "reports", dry_run=True, echo=lines.append)
     firsts = [k for k, line in enumerate(lines) if "first version" in line]
     assert len(firsts) == 2 and firsts[0] == 1 and firsts[1] == 8  # before each budget's 6 runs
-    assert lines[1].endswith("-S data.train=data/raw -S selection.budget=0.1 -S selection.method=delift "
-                             "-S selection.mode=refresh -S selection.embedding_coverage=0 "
-                             "-S selection.balance_clusters=0 score")
+    assert lines[1].endswith("-S ++data.train=data/raw -S ++selection.budget=0.1 -S ++selection.method=delift "
+                             "-S ++selection.mode=refresh -S ++selection.embedding_coverage=0 "
+                             "-S ++selection.balance_clusters=0 score")
     assert all("selection.budget=0.1" in line for line in lines[2:8])
     assert all("selection.budget=0.3" in line for line in lines[9:])
 
@@ -346,6 +346,10 @@ def continual_grid(tmp_path_factory, shared_data, tiny_model_dir):
         finetune={"steps": 2, "batch_size": 4}, evaluate={"max_new_tokens": 4},
     )
     add_test_file(root, test)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    for key in ("embedding_coverage", "balance_clusters"):  # a project made before these keys
+        del params["selection"][key]
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (root / "data/v2").mkdir(parents=True)
     (root / "data/v2/train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pool))
     commit(root, "v1 project, v2 data")
