@@ -149,9 +149,9 @@ def first_version_overrides(train: str, budget: float | int) -> list[str]:
     """`dvc exp run -S` arguments that re-select the project's current version (data.train =
     `train`, the first version of a continual comparison) with DELIFT at `budget`: every
     continual run at that budget then starts from the same subset, so its size is the budget of
-    the whole update."""
+    the whole update. The delift options (coverage, balance) are the project's, as in the runs."""
     return [f"data.train={train}", f"selection.budget={budget}", "selection.method=delift",
-            "selection.mode=refresh", "selection.embedding_coverage=0", "selection.balance_clusters=0"]
+            "selection.mode=refresh"]
 
 
 def _exp_run(overrides: list[str], dry_run: bool, echo: Callable[[str], None],

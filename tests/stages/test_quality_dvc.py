@@ -328,8 +328,7 @@ def test_continual_compare_reselects_the_first_version_at_each_budget(tmp_path, 
     firsts = [k for k, line in enumerate(lines) if "first version" in line]
     assert len(firsts) == 2 and firsts[0] == 1 and firsts[1] == 8  # before each budget's 6 runs
     assert lines[1].endswith("-S ++data.train=data/raw -S ++selection.budget=0.1 -S ++selection.method=delift "
-                             "-S ++selection.mode=refresh -S ++selection.embedding_coverage=0 "
-                             "-S ++selection.balance_clusters=0 score")
+                             "-S ++selection.mode=refresh score")
     assert all("selection.budget=0.1" in line for line in lines[2:8])
     assert all("selection.budget=0.3" in line for line in lines[9:])
 
