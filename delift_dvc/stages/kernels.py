@@ -203,8 +203,14 @@ def similarity_block(plan: Plan, by_id: Mapping[str, object], device: str) -> np
     from delift_dvc.utility.embeddings import cosine_kernel, embed_samples
 
     vectors = embed_samples(plan.examples, by_id, device)
+    return cosine_kernel(ground_rows(plan, vectors), vectors)
+
+
+def ground_rows(plan: Plan, vectors: np.ndarray) -> np.ndarray:
+    """The rows of `vectors` [|examples|, d] (one per plan.examples) of the ground samples, in
+    plan.ground's order: [|ground|, d]."""
     position = {e: k for k, e in enumerate(plan.examples)}
-    return cosine_kernel(vectors[[position[i] for i in plan.ground]], vectors)
+    return vectors[[position[i] for i in plan.ground]]
 
 
 def coverage_block(plan: Plan, vectors: np.ndarray, block) -> np.ndarray | SparseKernel:
@@ -214,8 +220,7 @@ def coverage_block(plan: Plan, vectors: np.ndarray, block) -> np.ndarray | Spars
     vectors [|examples|, 384]: unit-norm MiniLM embeddings of plan.examples."""
     from delift_dvc.utility.embeddings import cosine_kernel
 
-    position = {e: k for k, e in enumerate(plan.examples)}
-    ground = vectors[[position[i] for i in plan.ground]]
+    ground = ground_rows(plan, vectors)
     if not isinstance(block, SparseKernel):
         return cosine_kernel(ground, vectors)
     rows, values = block.rows(), np.empty(block.nnz)
@@ -240,9 +245,7 @@ def delift_args(params, plan: Plan, by_id: Mapping[str, object], block) -> dict:
     if sel.embedding_coverage:
         args.update(coverage_block=coverage_block(plan, vectors, block), coverage_weight=sel.embedding_coverage)
     if sel.balance_clusters > 1:
-        position = {e: k for k, e in enumerate(plan.examples)}
-        ground = vectors[[position[i] for i in plan.ground]]
-        args["balance"] = embedding_clusters(ground, sel.balance_clusters, sel.seed)
+        args["balance"] = embedding_clusters(ground_rows(plan, vectors), sel.balance_clusters, sel.seed)
     return args
 
 
@@ -256,9 +259,7 @@ def plan_candidates(params, plan: Plan, by_id: Mapping[str, object]) -> Candidat
 
     examples = plan.examples
     vectors = embed_samples(examples, by_id, params.scoring.device)
-    position = {e: k for k, e in enumerate(examples)}
-    ground_vectors = vectors[[position[i] for i in plan.ground]]
-    return knn_from_vectors(plan.ground, examples, ground_vectors, vectors, params.utility.k)
+    return knn_from_vectors(plan.ground, examples, ground_rows(plan, vectors), vectors, params.utility.k)
 
 
 @dataclass
