@@ -43,7 +43,7 @@ def p3_samples(n: int, seed: int = 0) -> list:
 def run(samples, examples: int, segment_pairs: int, executor_kind: str, workers: int, threads: int,
         device: str, dtype: str) -> dict:
     from delift_dvc.executors.local import LocalExecutor
-    from delift_dvc.stages.kernels import score_missing
+    from delift_dvc.kernels.driver import score_missing
     from delift_dvc.store import Store
     from delift_dvc.utility.scorer import ScorerSpec
 

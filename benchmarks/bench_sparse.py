@@ -25,7 +25,11 @@ from delift_dvc.selection.planning import Plan
 from delift_dvc.selection.scaling import minmax_scale
 from delift_dvc.selection.stages import instruction_tuning, random_subset
 from delift_dvc.selection.submodular import evaluate
-from delift_dvc.stages.kernels import score_missing, scorer_spec, similarity_block, utility_block
+from delift_dvc.kernels.base import PlanContext
+from delift_dvc.kernels.driver import score_missing
+from delift_dvc.kernels.lm import scorer_spec
+from delift_dvc.kernels.similarity import SimilaritySource
+from delift_dvc.kernels.utility import dense_utility
 from delift_dvc.store import Store
 from delift_dvc.utility.knn import knn_candidates
 
@@ -73,11 +77,11 @@ def score(samples, candidates, params: Params) -> tuple[np.ndarray, float, int]:
     ids = [s.id for s in samples]
     by_id = {s.id: s for s in samples}
     with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "store", write=True) as store:
-        scorer = scorer_spec(params).build()
+        scorer = scorer_spec(params.scoring).build()
         start = time.perf_counter()
         counts = score_missing(store, scorer, by_id, ids, ids, ids, candidates=candidates)
         seconds = time.perf_counter() - start
-        block = utility_block(store, scorer.fingerprint, ids, ids, candidates)
+        block = dense_utility(store, scorer.fingerprint, ids, ids, candidates)
     return block, seconds, counts.pairs_scored
 
 
@@ -96,7 +100,7 @@ def main() -> None:
     params = Params()
     start = time.perf_counter()
     plan = Plan("initial", "fl", ids, [], [], 0)
-    sim = similarity_block(plan, {s.id: s for s in samples}, "auto")
+    sim, _ = SimilaritySource().read(PlanContext(plan, {s.id: s for s in samples}, None, "auto"))
     candidates = knn_candidates(ids, ids, sim, args.k)
     t_knn = time.perf_counter() - start
     sparse, t_sparse, n_sparse = score(samples, candidates, params)
@@ -114,7 +118,7 @@ def main() -> None:
 
     rand = np.mean([f(random_subset(ids, args.budget, seed)) for seed in range(3)])
     print(f"n = {args.n} P3 samples ({len(templates_for(args.n))} templates), k = {args.k}, budget {args.budget}, "
-          f"dtype {scorer_spec(params).build().describe()['dtype']}")
+          f"dtype {scorer_spec(params.scoring).build().describe()['dtype']}")
     print("| utility | pairs scored | scoring s | FL objective on the dense kernel | vs dense |")
     print("|---|---|---|---|---|")
     print(f"| dense | {n_dense} | {t_dense:.0f} | {f(dense_sel):.3f} | 1.000 |")
@@ -134,7 +138,7 @@ def report_sparse_only(args, samples, sparse, t_sparse, n_sparse, t_knn, params)
     rate = n_sparse / t_sparse
     dense_pairs = len(ids) ** 2
     print(f"n = {len(ids)} P3 samples ({len(templates_for(len(ids)))} templates), k = {args.k}, "
-          f"budget {args.budget}, dtype {scorer_spec(params).build().describe()['dtype']}")
+          f"budget {args.budget}, dtype {scorer_spec(params.scoring).build().describe()['dtype']}")
     print("| utility | pairs | wall s | pairs/s |")
     print("|---|---|---|---|")
     print(f"| knn (k={args.k}), measured | {n_sparse} | {t_sparse:.0f} scoring + {t_knn:.1f} neighbours "

@@ -65,14 +65,15 @@ def pool(per_template: int) -> list:
 def score_dense(store_root: Path, samples, executor_kind: str) -> tuple[str, float]:
     """Score every pair and d0 of the pool that the store lacks; (scorer fingerprint, seconds)."""
     from delift_dvc.config import Params
-    from delift_dvc.stages.kernels import score_missing, scorer_spec, store_samples
-    from delift_dvc.stages.progress import Reporter
+    from delift_dvc.kernels.driver import score_missing, store_samples
+    from delift_dvc.kernels.lm import scorer_spec
+    from delift_dvc.progress import Reporter
     from delift_dvc.store import Store
 
     params = Params()
     if executor_kind == "ray":
         params = replace(params, scoring=replace(params.scoring, executor="ray", workers=2, threads=1))
-    spec = scorer_spec(params)
+    spec = scorer_spec(params.scoring)
     scorer = spec.build()
     by_id = {s.id: s for s in samples}
     ids = [s.id for s in samples]
@@ -125,7 +126,8 @@ def evaluate_methods(store_root: Path, samples, fingerprint: str, budget: float,
     from delift_dvc.selection.stages import instruction_tuning, random_subset
     from delift_dvc.selection.submodular import evaluate
     from delift_dvc.utility.embeddings import embed_samples
-    from delift_dvc.stages.surrogate import surrogate_utility
+    from delift_dvc.kernels.base import PlanContext
+    from delift_dvc.kernels.surrogate import SurrogateOptions, surrogate_kernel
     from delift_dvc.store import Store
     from delift_dvc.utility.embeddings import cosine_kernel
     from delift_dvc.utility.knn import knn_from_vectors
@@ -150,9 +152,6 @@ def evaluate_methods(store_root: Path, samples, fingerprint: str, budget: float,
     rand = [objective(random_subset(ids, budget, seed)) for seed in range(5)]
     se = objective(instruction_tuning(ids, cosine_kernel(vectors, vectors), budget))
 
-    from types import SimpleNamespace
-
-    dense_scorer = SimpleNamespace(fingerprint=fingerprint)  # the surrogate reads the dense run's values
 
     timing = {}
     for share in (0.05, 0.10, 0.20):
@@ -167,7 +166,9 @@ def evaluate_methods(store_root: Path, samples, fingerprint: str, budget: float,
             plan = Plan("initial", "fl", ids, [], [], 0)
             start = time.perf_counter()
             with Store(store_root) as store:
-                run = surrogate_utility(store, params, plan, by_id, dense_scorer, all_stored=False)
+                ctx = PlanContext(plan, by_id, store, "cpu", embeddings=vectors)  # ids == plan.examples
+                run = surrogate_kernel(ctx, SurrogateOptions.from_params(params.utility), fingerprint,
+                                       all_stored=False)  # reads the dense run's values
             timing[(strategy, lm)] = time.perf_counter() - start
             chosen = instruction_tuning(ids, run.kernel, budget)
             rows.append((f"surrogate ({strategy} pairs), L = {lm}, k = {min(k, n)}",

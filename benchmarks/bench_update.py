@@ -19,7 +19,7 @@ from pathlib import Path
 
 from delift_dvc.config import DataParams, Params, ScoringParams
 from delift_dvc.stages.ingest import run_ingest
-from delift_dvc.stages.kernels import scorer_spec
+from delift_dvc.kernels.lm import scorer_spec
 from delift_dvc.stages.score import run_score
 from delift_dvc.store import Store
 
@@ -54,7 +54,7 @@ def timed_score(params: Params, records: list[dict]) -> tuple[float, dict]:
 
 def scored_tokens(params: Params, wanted) -> int:
     """Tokens in every stored sequence (d0 and pairs) whose target passes `wanted`."""
-    scorer = scorer_spec(params).build()
+    scorer = scorer_spec(params.scoring).build()
     with Store(params.store) as store:
         con = store.connect()
         text = {i: (p, r) for i, p, r in con.execute("SELECT id, prompt, response FROM samples").fetchall()}
@@ -81,7 +81,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         inc = project(Path(tmp) / "inc", args.dtype)
         start = time.perf_counter()
-        scorer_spec(inc).build().model  # fixed start-up paid by every stage run: imports, weights
+        scorer_spec(inc.scoring).build().model  # fixed start-up paid by every stage run: imports, weights
         startup = time.perf_counter() - start
         t1, m1 = timed_score(inc, v1)
         t_update, m_update = timed_score(inc, v2)

@@ -60,7 +60,7 @@ FILE_OPTIONS = [
     (click.option("--segment-pairs", type=int, help="Values per stored segment (a block of work)."),
      "scoring", "segment_pairs"),
     (click.option("--threads", type=int, help="Torch threads per scoring process."), "scoring", "threads"),
-    (click.option("--executor", type=click.Choice(EXECUTORS), help="Where blocks are scored."),
+    (click.option("--executor", type=click.Choice(list(EXECUTORS)), help="Where blocks are scored."),
      "scoring", "executor"),
     (click.option("--workers", type=int, help="Ray actors (with --executor ray)."), "scoring", "workers"),
     (click.option("--ray-address", help="Ray cluster to join (auto, ray://host:port)."), "scoring", "ray_address"),
@@ -169,7 +169,7 @@ def score(data, params_path, quiet, target_set, existing, **options) -> None:
 
     Example: delift-dvc score data.jsonl --store store --dtype bfloat16
     """
-    from delift_dvc.stages.progress import Reporter
+    from delift_dvc.progress import Reporter
 
     reporter = Reporter("score", quiet=quiet)
     if data is None:
@@ -231,7 +231,7 @@ def finetune(params_path, quiet) -> None:
     """
     from delift_dvc.config import load_params
     from delift_dvc.stages.finetune import run_finetune
-    from delift_dvc.stages.progress import Reporter
+    from delift_dvc.progress import Reporter
 
     result = run_finetune(load_params(params_path), Reporter("finetune", quiet=quiet))
     click.echo(json.dumps(result, sort_keys=True))
@@ -251,7 +251,7 @@ def evaluate(params_path, initial, quiet) -> None:
     """
     from delift_dvc.config import load_params
     from delift_dvc.stages.evaluate import run_evaluate
-    from delift_dvc.stages.progress import Reporter
+    from delift_dvc.progress import Reporter
 
     name = "evaluate_initial" if initial else "evaluate"
     result = run_evaluate(load_params(params_path), initial=initial, reporter=Reporter(name, quiet=quiet))

@@ -171,7 +171,7 @@ class ScoringParams:
     overflow: str = _key("error", choice(OVERFLOWS))
     segment_pairs: int = _key(2048, integer(1))  # values per stored segment (a block of work)
     threads: int | str = _key("auto", threads)  # torch threads per scoring process
-    executor: str = _key("local", choice(EXECUTORS))
+    executor: str = _key("local", choice(tuple(EXECUTORS)))
     workers: int = _key(2, integer(1))  # Ray actors
     ray_address: str | None = _key(None, optional_path)  # None: private local Ray; auto / ray://...
     template: str = _key(NO_EXAMPLE_TEMPLATE, text)

@@ -17,7 +17,8 @@ Worker = Callable[[Any, Progress], Any]
 
 __all__ = ["EXECUTORS", "Executor", "Progress", "Worker"]
 
-EXECUTORS = ("local", "ray")  # scoring.executor
+# kind -> "module:class" (imported on use: Ray is optional); the factory is executors.factory
+EXECUTORS = {"local": "delift_dvc.executors.local:LocalExecutor", "ray": "delift_dvc.executors.ray:RayExecutor"}
 
 
 class Executor(Protocol):

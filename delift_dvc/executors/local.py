@@ -9,9 +9,11 @@ from delift_dvc.executors import Progress, Worker
 
 
 class LocalExecutor:
-    """Runs every item in this process with one worker, built on first use and kept."""
+    """Runs every item in this process with one worker, built on first use and kept. The
+    factory's pool keywords (workers, threads, address, use_gpu, name, on_start) do not apply
+    to one process and are ignored."""
 
-    def __init__(self) -> None:
+    def __init__(self, workers: int = 1, **pool_options: Any) -> None:
         self._worker: Worker | None = None
 
     def run(self, make_worker: Callable[[], Worker], items: Iterable[Any],

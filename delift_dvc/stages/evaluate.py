@@ -18,7 +18,7 @@ from delift_dvc.errors import InputError
 from delift_dvc.stages.finetune import selected_subset
 from delift_dvc.stages.ingest import prepared_test
 from delift_dvc.stages.outputs import write_csv, write_json
-from delift_dvc.stages.progress import Reporter
+from delift_dvc.progress import Reporter
 
 SUMMARY_KEYS = ("n", "nll", "rouge_l", "cosine", "n_tokens")
 NO_TEST = "no test set (set data.test to a file, or data.holdout > 0)"

@@ -15,10 +15,12 @@ from delift_dvc.config import Params
 from delift_dvc.data.samples import Sample, load_samples, read_samples, write_samples
 from delift_dvc.errors import InputError
 from delift_dvc.selection.budget import BudgetError, resolve_budget
-from delift_dvc.selection.planning import Plan, run_plan
-from delift_dvc.stages.kernels import delift_args, ensure_utility, plan_kernel, store_samples
+from delift_dvc.kernels.base import PlanContext
+from delift_dvc.kernels.driver import store_samples
+from delift_dvc.selection.planning import Plan
+from delift_dvc.stages.subset import score_plan, select_plan
 from delift_dvc.stages.outputs import write_json
-from delift_dvc.stages.progress import Reporter
+from delift_dvc.progress import Reporter
 from delift_dvc.store import Store
 
 
@@ -59,10 +61,11 @@ def score_file(params: Params, data: str, target_set: str | None = None, existin
     params = replace(params, selection=replace(params.selection, method="delift"))
     with Store(params.store, write=True) as store:
         store_samples(store, by_id)
-        scored = ensure_utility(store, params, plan, by_id, reporter)
+        scored = score_plan(PlanContext(plan, by_id, store, params.scoring.device), params,
+                            reporter or Reporter("score", quiet=True))
     counts = scored.counts.as_dict()
-    return {**plan.counts, "n_duplicates": report.n_duplicates, **counts, **(scored.surrogate or {}),
-            "scorer": scored.fingerprint}
+    return {**plan.counts, "n_duplicates": report.n_duplicates, **counts, **(scored.metrics or {}),
+            "scorer": scored.identity}
 
 
 def select_file(params: Params, data: str, out: str, summary: str | None = None,
@@ -78,12 +81,9 @@ def select_file(params: Params, data: str, out: str, summary: str | None = None,
         if not store_root.is_dir():
             raise InputError(f"{store_root}: no store here (run `delift-dvc score {data}` first)")
         with Store(store_root) as store:
-            block, identity = plan_kernel(store, params, plan, by_id)
+            subset, identity = select_plan(PlanContext(plan, by_id, store, params.scoring.device), params)
     else:
-        block, identity = plan_kernel(None, params, plan, by_id)
-    subset = run_plan(plan, sel.method, block, eta=sel.eta, nu=sel.nu, scaling=sel.scaling,
-                      stop_at_zero_gain=sel.stop_at_zero_gain, seed=sel.seed,
-                      **delift_args(params, plan, by_id, block))
+        subset, identity = select_plan(PlanContext(plan, by_id, None, params.scoring.device), params)
     write_samples([by_id[i] for i in subset.ids], out)
     result = {**subset.summary(), "mode": plan.mode, "counts": plan.counts, "scorer": identity,
               "data": data, "target_set": target_set, "existing": existing}

@@ -9,7 +9,7 @@ from delift_dvc.config import Params, finetune_config, model_name, templates
 from delift_dvc.data.samples import Sample, load_samples
 from delift_dvc.errors import InputError
 from delift_dvc.stages.outputs import SELECTED_TRAIN, write_csv, write_json
-from delift_dvc.stages.progress import Reporter
+from delift_dvc.progress import Reporter
 
 TRAIN_METRICS = ("n_samples", "protocol", "steps", "first_loss", "last_loss", "mean_loss_first_epoch",
                  "mean_loss_last_epoch", "trainable_params", "train_tokens")

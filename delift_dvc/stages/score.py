@@ -13,12 +13,14 @@ from delift_dvc.config import Params
 from delift_dvc.data import versions
 from delift_dvc.errors import InputError
 from delift_dvc.selection.budget import BudgetError
-from delift_dvc.selection.planning import Plan, plan_selection, run_plan
+from delift_dvc.kernels.base import PlanContext
+from delift_dvc.kernels.driver import store_samples
+from delift_dvc.selection.planning import Plan, plan_selection
 from delift_dvc.selection.stages import Subset
 from delift_dvc.stages.ingest import prepared_pool
-from delift_dvc.stages.kernels import delift_args, ensure_utility, plan_kernel, store_samples
+from delift_dvc.stages.subset import score_plan, select_plan
 from delift_dvc.stages.outputs import SELECTION_RECORD, write_json
-from delift_dvc.stages.progress import Reporter
+from delift_dvc.progress import Reporter
 from delift_dvc.store import Store
 
 
@@ -68,18 +70,16 @@ def run_score(params: Params, reporter: Reporter | None = None) -> dict:
         version = store.record_version(_unique_name(store, params.data.train, ids), ids)
         reporter.phase(f"version {version.name}: {len(ids)} samples, {plan.mode} selection "
                        f"({plan.objective}) over {len(plan.ground)}")
-        scored = ensure_utility(store, params, plan, by_id, reporter)
-        block, identity = plan_kernel(store, params, plan, by_id, scored)
-        subset = run_plan(plan, sel.method, block, eta=sel.eta, nu=sel.nu, scaling=sel.scaling,
-                          stop_at_zero_gain=sel.stop_at_zero_gain, seed=sel.seed,
-                          **delift_args(params, plan, by_id, block))
+        ctx = PlanContext(plan, by_id, store, params.scoring.device)
+        scored = score_plan(ctx, params, reporter)
+        subset, identity = select_plan(ctx, params, scored)
         store.record_selection(version, subset.objective_name, plan.mode, subset.ids, subset.gains)
     reporter.phase(f"selected {len(subset.ids)} of {len(ids)} ({len(plan.kept)} kept)")
     record = _selection_record(plan, subset, version, identity, params)
-    if scored.surrogate:
-        record["surrogate"] = scored.surrogate.get("surrogate")
+    if scored.metrics:
+        record["surrogate"] = scored.metrics.get("surrogate")
     write_json(Path(params.data.selected) / SELECTION_RECORD, record)
-    metrics = {**plan.counts, **scored.counts.as_dict(), **(scored.surrogate or {}), "mode": plan.mode,
+    metrics = {**plan.counts, **scored.counts.as_dict(), **(scored.metrics or {}), "mode": plan.mode,
                "version": version.name, "scorer": identity}
     extra = {key: metrics.pop(key) for key in ("blocks", "seconds")}  # outputs stay byte-identical
     write_json(Path(params.metrics) / "score.json", metrics)

@@ -6,7 +6,6 @@ model's own sentence-transformers configuration), computed with plain transforme
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -82,22 +81,11 @@ def cosine_kernel(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return np.asarray(rows, dtype=np.float64) @ np.asarray(cols, dtype=np.float64).T
 
 
-_LAST: dict[str, np.ndarray] = {}  # the last embed_samples result, by a digest of its texts
-
-
 def embed_samples(ids: Sequence[str], by_id: Mapping[str, object], device: str) -> np.ndarray:
     """Unit-norm all-MiniLM-L6-v2 vectors [len(ids), 384] (float32, read-only) of the samples'
-    prompt + response (by_id: id -> anything with .prompt and .response). The last result is
-    kept: one selection embeds its examples for the candidates, the surrogate, the coverage term
-    and the balance clusters, and computes them once."""
+    prompt + response (by_id: id -> anything with .prompt and .response). Callers that need
+    them more than once keep them (a selection's plan context computes them once)."""
     texts = [sample_text(by_id[i].prompt, by_id[i].response) for i in ids]
-    digest = hashlib.sha256(device.encode())
-    for text in texts:
-        digest.update(hashlib.sha256(text.encode()).digest())
-    key = digest.hexdigest()
-    if key not in _LAST:
-        vectors = Embedder(device=device).encode(texts)
-        vectors.flags.writeable = False
-        _LAST.clear()
-        _LAST[key] = vectors
-    return _LAST[key]
+    vectors = Embedder(device=device).encode(texts)
+    vectors.flags.writeable = False
+    return vectors

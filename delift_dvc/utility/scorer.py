@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Protocol
 
 import numpy as np
@@ -69,14 +69,6 @@ class ScorerSpec:
     batch_tokens: int = 8192
     prefix_reuse: bool = True
     threads: int | None = None
-
-    @classmethod
-    def from_params(cls, scoring) -> "ScorerSpec":
-        """The spec of params.yaml's `scoring` section (threads resolved by the caller)."""
-        names = [f for f in cls.__dataclass_fields__ if hasattr(scoring, f)]
-        spec = cls(**{f: getattr(scoring, f) for f in names})
-        return replace(spec, model=None if spec.model == "embedded" else spec.model,
-                       threads=None if spec.threads in (None, "auto") else spec.threads)
 
     def build(self) -> "Scorer":
         """A Scorer with these settings (the model loads on first use)."""

@@ -13,7 +13,7 @@ import sys
 
 from delift_dvc.data.samples import load_samples
 from delift_dvc.executors.ray import RayExecutor
-from delift_dvc.stages.kernels import score_missing, store_samples
+from delift_dvc.kernels.driver import score_missing, store_samples
 from delift_dvc.store import Store
 from delift_dvc.utility.scorer import ScorerSpec
 

@@ -73,7 +73,8 @@ def test_knn_with_k_at_least_n_equals_dense(tmp_path, tiny_model_dir):
 
 
 def test_sparse_incremental_update_scores_each_new_target_against_its_k_nearest(tmp_path, tiny_model_dir):
-    from delift_dvc.stages.kernels import similarity_block
+    from delift_dvc.kernels.base import PlanContext
+    from delift_dvc.kernels.similarity import SimilaritySource
     from delift_dvc.selection.planning import Plan
     from delift_dvc.data.samples import load_samples
     from delift_dvc.store import Store
@@ -97,7 +98,7 @@ def test_sparse_incremental_update_scores_each_new_target_against_its_k_nearest(
     assert len(added) == second["pairs_scored"]  # the count reported = the pairs stored
     by_id = {s.id: s for s in load_samples(Path(params.data.prepared) / "train.jsonl")}
     plan = Plan("continual", "flcg", new, sorted(record["kept"]), record["kept"], 0.3)
-    sim = similarity_block(plan, by_id, "cpu")
+    sim, _ = SimilaritySource().read(PlanContext(plan, by_id, None, "cpu"))
     t_idx, e_idx = knn_candidates(new, plan.examples, sim, k)
     assert added == {(new[t], plan.examples[e]) for t, e in zip(t_idx.tolist(), e_idx.tolist())}
     assert all((i, i) in added for i in new)

@@ -64,7 +64,7 @@ def test_update_scores_exactly_the_new_pairs(project):
 def test_update_subset_is_kept_plus_flcg_picks(project):
     from delift_dvc.selection.stages import continual
     from delift_dvc.store import Store
-    from delift_dvc.stages.kernels import utility_block
+    from delift_dvc.kernels.utility import dense_utility
 
     root, first = project
     record = json.loads((root / "data/selected/selection.json").read_text())
@@ -76,7 +76,7 @@ def test_update_subset_is_kept_plus_flcg_picks(project):
         prev_members = set(store.version_ids(version.seq - 1))
         new = sorted(members - prev_members)
         examples = sorted(set(new) | set(kept))
-        block = utility_block(store, record["scorer"], new, examples)
+        block = dense_utility(store, record["scorer"], new, examples)
     col = {e: k for k, e in enumerate(examples)}
     expected = continual(new, block[:, [col[i] for i in new]], block[:, [col[i] for i in sorted(kept)]],
                          0.3, nu=1.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from delift_dvc.stages.surrogate import round_sizes
+from delift_dvc.kernels.surrogate import round_sizes
 from delift_dvc.utility.surrogate import SurrogateConfig, choose_pairs, features, fit
 
 

@@ -14,19 +14,74 @@ with the same kernel. The store keeps only LM-measured values.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from delift_dvc.errors import InputError
-from delift_dvc.selection.planning import Plan
+from delift_dvc.kernels.base import Block, PlanContext, Scored
+from delift_dvc.kernels.driver import ScoreCounts, score_missing
+from delift_dvc.kernels.lm import LMScoring
+from delift_dvc.kernels.utility import uf
+from delift_dvc.progress import Reporter
 from delift_dvc.selection.sparse import SparseKernel
-from delift_dvc.stages.progress import Reporter
 from delift_dvc.store import Store
+from delift_dvc.utility.knn import knn_from_vectors
 from delift_dvc.utility.surrogate import SurrogateConfig, choose_pairs, features, fit
 
+__all__ = ["SurrogateOptions", "SurrogateRun", "SurrogateSource", "round_sizes", "surrogate_kernel"]
+
 PREDICT_CHUNK = 200_000  # pairs per prediction chunk (features of a chunk: ~160 MB)
+
+
+@dataclass(frozen=True)
+class SurrogateOptions:
+    """`k` candidates per target, `lm_pairs` of them LM-measured, chosen by `strategy` over
+    `rounds`; LightGBM with `trees` boosting rounds; `seed` of random pairs and the model."""
+
+    k: int = 32
+    lm_pairs: int = 8
+    strategy: str = "active"
+    rounds: int = 3
+    trees: int = 300
+    seed: int = 0
+
+    @classmethod
+    def from_params(cls, utility) -> "SurrogateOptions":
+        return cls(utility.k, utility.lm_pairs, utility.strategy, utility.rounds, utility.trees, utility.seed)
+
+
+class SurrogateSource:
+    """Measures d0 and options.lm_pairs pairs per target with the LM, predicts the rest of each
+    target's k candidates; the kernel is sparse. The store keeps only measured values."""
+
+    def __init__(self, scoring: LMScoring, options: SurrogateOptions) -> None:
+        self.scoring, self.options = scoring, options
+
+    @classmethod
+    def from_params(cls, params) -> "SurrogateSource":
+        return cls(LMScoring.from_params(params), SurrogateOptions.from_params(params.utility))
+
+    def score(self, ctx: PlanContext, reporter: Reporter) -> Scored:
+        spec, plan = self.scoring.spec, ctx.plan
+        scorer = spec.build()
+        counts = ScoreCounts()
+        with self.scoring.running(reporter) as executor:
+            def score(t_idx, e_idx):
+                baseline = plan.ground if len(t_idx) == 0 else []
+                counts.add(score_missing(ctx.store, scorer, ctx.samples, baseline, plan.ground, plan.examples,
+                                         candidates=(t_idx, e_idx), segment_pairs=self.scoring.segment_pairs,
+                                         executor=executor, spec=spec, reporter=reporter))
+
+            run = surrogate_kernel(ctx, self.options, scorer.fingerprint, score=score, reporter=reporter)
+        return Scored(counts, scorer.fingerprint, kernel=run.kernel, metrics=run.metrics)
+
+    def read(self, ctx: PlanContext, scored: Scored | None = None) -> tuple[Block, str]:
+        if scored is not None and scored.kernel is not None:
+            return scored.kernel, scored.identity
+        fingerprint = self.scoring.fingerprint
+        return surrogate_kernel(ctx, self.options, fingerprint).kernel, fingerprint
 
 
 @dataclass
@@ -48,29 +103,27 @@ def round_sizes(lm_pairs: int, rounds: int, strategy: str) -> list[int]:
     return [base + lm_pairs - base * rounds] + [base] * (rounds - 1)
 
 
-def surrogate_utility(store: Store, params, plan: Plan, by_id: Mapping[str, object], scorer, *,
-                      score=None, reporter: Reporter | None = None, all_stored: bool = True) -> SurrogateRun:
-    """Run the rounds for `plan` (ground targets x examples). `score(t_idx, e_idx)` scores the
-    given pairs (indices into plan.ground, plan.examples) and their targets' d0 into the store;
-    None means score nothing (every value must be stored already). all_stored: a candidate with
-    any stored LM value takes it (free: measured before); False: only the pairs these rounds
-    measured do (to count LM passes exactly, as the benchmarks do)."""
-    from delift_dvc.utility.embeddings import embed_samples
-    from delift_dvc.utility.knn import knn_from_vectors
-
+def surrogate_kernel(ctx: PlanContext, u: SurrogateOptions, fp: str, *,
+                     score: Callable[[np.ndarray, np.ndarray], None] | None = None,
+                     reporter: Reporter | None = None, all_stored: bool = True) -> SurrogateRun:
+    """Run the rounds for ctx.plan (ground targets x examples) with the values of scorer `fp`.
+    `score(t_idx, e_idx)` scores the given pairs (indices into plan.ground, plan.examples) and
+    their targets' d0 into the store; None means score nothing (every value must be stored
+    already). all_stored: a candidate with any stored LM value takes it (free: measured
+    before); False: only the pairs these rounds measured do (to count LM passes exactly, as
+    the benchmarks do)."""
     reporter = reporter or Reporter("score", quiet=True)
-    u = params.utility
+    plan, store = ctx.plan, ctx.store
     if not plan.ground:
         empty = np.zeros(0, np.int64)
         return SurrogateRun(SparseKernel.from_pairs(empty, empty, np.zeros(0), (0, len(plan.examples))),
                             {"lm_pairs_measured": 0, "pairs_predicted": 0, "pairs_in_kernel": 0})
     config = SurrogateConfig(trees=u.trees, seed=u.seed)
     ground, examples = plan.ground, plan.examples
-    fp = scorer.fingerprint
     position = {e: k for k, e in enumerate(examples)}
     g_cols = np.array([position[i] for i in ground], np.int64)  # each target's column as an example
     reporter.phase(f"surrogate: embedding {len(examples):,} samples")
-    vectors = embed_samples(examples, by_id, params.scoring.device)
+    vectors = ctx.vectors()
     t_all, e_all = knn_from_vectors(ground, examples, vectors[g_cols], vectors, u.k)
     bounds = np.searchsorted(t_all, np.arange(len(ground) + 1))
     candidates = [e_all[bounds[t]:bounds[t + 1]] for t in range(len(ground))]
@@ -127,7 +180,7 @@ def _context_pairs(store: Store, fp: str, ground, examples, position, d0_ex):
     t, e, d = store.read_pairs_sparse(fp, others, list(examples))
     t_ex = np.array([position[others[i]] for i in t.tolist()], np.int64)
     keep = ~np.isnan(d0_ex[t_ex])
-    return t_ex[keep], e[keep], (d0_ex[t_ex] - d)[keep]
+    return t_ex[keep], e[keep], uf(d0_ex[t_ex], d)[keep]
 
 
 def _measured_values(store: Store, fp: str, ground, examples, g_cols, measured, d0_ex):
@@ -141,7 +194,7 @@ def _measured_values(store: Store, fp: str, ground, examples, g_cols, measured, 
         raise InputError(f"{store.root}: {len(wanted) - int(keep.sum())} surrogate pairs are not scored yet "
                          "for this scorer (run `delift-dvc score` first)")
     t_ex = g_cols[t[keep]]
-    return t_ex, e[keep], d0_ex[t_ex] - d[keep]
+    return t_ex, e[keep], uf(d0_ex[t_ex], d[keep])
 
 
 def _predict_per_target(surrogate, vectors, d0_ex, g_cols, candidates, config) -> list[np.ndarray]:
@@ -173,5 +226,5 @@ def _kernel(store, fp, surrogate, vectors, d0_ex, ground, examples, g_cols, t_al
         flat_s, d = flat_s[keep], d[keep]
     pos = np.minimum(np.searchsorted(flat_s, flat_c), max(0, len(flat_s) - 1))
     hit = (flat_s[pos] == flat_c) if len(flat_s) else np.zeros(len(flat_c), bool)
-    values[hit] = d0_ex[g_cols[t_all[hit]]] - d[pos[hit]]
+    values[hit] = uf(d0_ex[g_cols[t_all[hit]]], d[pos[hit]])
     return SparseKernel.from_pairs(t_all, e_all, values, (len(ground), len(examples))), int(hit.sum())
