@@ -75,7 +75,7 @@ def main() -> None:
 
     from delift_dvc.selection.balance import embedding_clusters
     from delift_dvc.selection.scaling import minmax_scale
-    from delift_dvc.selection.stages import instruction_tuning, random_subset
+    from delift_dvc.selection.methods import instruction_tuning, random_subset
     from delift_dvc.selection.submodular import evaluate
     from delift_dvc.utility.embeddings import embed_samples
     from delift_dvc.utility.embeddings import cosine_kernel

@@ -23,7 +23,7 @@ from delift_dvc.config import Params
 from delift_dvc.data.samples import to_sample
 from delift_dvc.selection.planning import Plan
 from delift_dvc.selection.scaling import minmax_scale
-from delift_dvc.selection.stages import instruction_tuning, random_subset
+from delift_dvc.selection.methods import instruction_tuning, random_subset
 from delift_dvc.selection.submodular import evaluate
 from delift_dvc.kernels.base import PlanContext
 from delift_dvc.kernels.driver import score_missing

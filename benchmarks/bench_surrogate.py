@@ -123,7 +123,7 @@ def evaluate_methods(store_root: Path, samples, fingerprint: str, budget: float,
     from delift_dvc.selection.planning import Plan
     from delift_dvc.selection.scaling import minmax_scale
     from delift_dvc.selection.sparse import SparseKernel
-    from delift_dvc.selection.stages import instruction_tuning, random_subset
+    from delift_dvc.selection.methods import instruction_tuning, random_subset
     from delift_dvc.selection.submodular import evaluate
     from delift_dvc.utility.embeddings import embed_samples
     from delift_dvc.kernels.base import PlanContext

@@ -16,8 +16,8 @@ from delift_dvc.errors import DeliftError, InputError
 from delift_dvc.executors import EXECUTORS
 from delift_dvc.selection.budget import BudgetError, check_budget
 from delift_dvc.selection.scaling import SCALINGS
-from delift_dvc.selection.stages import METHODS
-from delift_dvc.utility.knn import PAIR_MODES
+from delift_dvc.selection.methods import METHODS
+from delift_dvc.kernels import PAIR_MODES
 from delift_dvc.utility.layout import OVERFLOWS
 from delift_dvc.utility.models import DEVICES, DTYPES
 from delift_dvc.utility.surrogate import STRATEGIES
@@ -41,7 +41,7 @@ class BudgetType(click.ParamType):
         try:
             return check_budget(number)
         except BudgetError as exc:
-            self.fail(str(exc), param, ctx)
+            self.fail(exc.detail, param, ctx)
 
 
 BUDGET = BudgetType()
@@ -211,9 +211,6 @@ def select(data, params_path, target_set, existing, out, summary, **options) -> 
     if not out:
         raise InputError("--out: required when DATA is given")
     params = _file_params(params_path, options)
-    for key in ("embedding_coverage", "balance_clusters"):
-        if options.get(key) and params.selection.method != "delift":
-            raise InputError(f"--{key.replace('_', '-')}: only used by --method delift, not {params.selection.method}")
     result = select_file(params, data, out, summary, target_set, existing)
     brief = {k: result[k] for k in ("method", "mode", "objective_name", "n_selected", "objective")}
     click.echo(json.dumps(brief, sort_keys=True))

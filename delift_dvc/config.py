@@ -10,24 +10,24 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from delift_dvc.errors import InputError
+from delift_dvc.errors import ArgumentError, InputError
 from delift_dvc.executors import EXECUTORS
 from delift_dvc.selection.budget import BudgetError, check_budget
 from delift_dvc.selection.planning import MODES
 from delift_dvc.selection.scaling import SCALINGS
-from delift_dvc.selection.stages import METHODS
-from delift_dvc.utility.knn import PAIR_MODES
+from delift_dvc.selection.methods import METHODS
+from delift_dvc.kernels import PAIR_MODES
 from delift_dvc.utility.layout import LAYOUTS, NO_EXAMPLE_TEMPLATE, ONE_EXAMPLE_TEMPLATE, OVERFLOWS, Templates
 from delift_dvc.utility.models import DEVICES, DTYPES
 from delift_dvc.utility.surrogate import STRATEGIES
 
-__all__ = ["Params", "load_params", "check_params", "finetune_config", "model_name", "templates",
-           "DataParams", "ScoringParams", "UtilityParams", "SelectionParams", "FinetuneParams",
+__all__ = ["Params", "load_params", "check_params", "named_as_params", "option_name", "DataParams", "ScoringParams", "UtilityParams", "SelectionParams", "FinetuneParams",
            "EvaluateParams"]
 
 Check = Callable[[Any, str], Any]
@@ -117,7 +117,7 @@ def budget(value: Any, key: str) -> int | float:
     try:
         return check_budget(value)
     except BudgetError as exc:
-        raise InputError(f"{key} {exc}") from None
+        raise exc.renamed(key) from None
 
 
 def threads(value: Any, key: str) -> int | str:
@@ -274,16 +274,57 @@ def _section(cls, values: Any, name: str, where: str):
     return cls(**kwargs)
 
 
+# -- library arguments -> keys: libraries raise ArgumentError naming their own parameters -------
+ARGUMENT_KEYS = {
+    "budget": "selection.budget",
+    "scaling": "selection.scaling",
+    "coverage_weight": "selection.embedding_coverage",
+    "overflow": "scoring.overflow",
+    "max_length": "scoring.max_length",
+    "batch_tokens": "scoring.batch_tokens",
+    "template": "scoring.template",
+    "example_template": "scoring.example_template",
+    "executor": "scoring.executor",
+    "address": "scoring.ray_address",
+    "chat": "finetune.layout",
+    "lora_targets": "finetune.lora_targets",
+}
+
+
+def option_name(key: str) -> str:
+    """The CLI option of a params key: selection.budget -> --budget."""
+    return "--" + key.rsplit(".", 1)[-1].replace("_", "-")
+
+
+@contextmanager
+def named_as_params(*, options: bool = False, where: str | None = None) -> Iterator[None]:
+    """Re-raise a library's ArgumentError naming its params.yaml key (with `options`: its CLI
+    option; with `where`: prefixed by the file); an argument without a key is raised as it is.
+    The one place where library argument names become keys, in stage and file mode alike."""
+    try:
+        yield
+    except ArgumentError as exc:
+        key = ARGUMENT_KEYS.get(exc.argument)
+        if key is None:
+            raise
+        renamed = exc.renamed(option_name(key) if options else key)
+        raise (InputError(f"{where}: {renamed}") if where else renamed) from None
+
+
 def _cross_checks(params: Params, where: str) -> None:
     """Checks that involve more than one key, or parse a value."""
-    try:
+    with named_as_params(where=where):
         Templates(params.scoring.template, params.scoring.example_template)
-    except InputError as exc:
-        raise InputError(f"{where}: {exc}") from None
     u = params.utility
     if u.pairs == "surrogate" and u.lm_pairs > u.k:
         raise InputError(f"{where}: utility.lm_pairs {u.lm_pairs}: more than the utility.k {u.k} candidates "
                          "per target it is chosen from")
+    sel = params.selection
+    for key, value, off in (("embedding_coverage", sel.embedding_coverage, 0.0),
+                            ("balance_clusters", sel.balance_clusters, 0)):
+        if value != off and sel.method != "delift":
+            raise InputError(f"{where}: selection.{key} {value!r}: only used by selection.method delift, "
+                             f"not {sel.method} (set it to {off!r})")
     if params.scoring.executor == "local" and params.scoring.ray_address is not None:
         raise InputError(f"{where}: scoring.ray_address is set but scoring.executor is local "
                          "(set scoring.executor: ray)")
@@ -346,26 +387,3 @@ def override(params: Params, section: str, **values: Any) -> Params:
     if not values:
         return params
     return replace(params, **{section: replace(getattr(params, section), **values)})
-
-
-def finetune_config(params: Params):
-    """The FinetuneConfig of params.finetune (model and adapter path excluded)."""
-    from delift_dvc.quality.finetune import FinetuneConfig
-
-    f = params.finetune
-    return FinetuneConfig(
-        epochs=f.epochs, steps=f.steps, learning_rate=f.learning_rate, lora_rank=f.lora_rank, lora_alpha=f.lora_alpha,
-        lora_dropout=f.lora_dropout, lora_targets=f.lora_targets, max_length=f.max_length,
-        batch_size=f.batch_size, seed=f.seed, dtype=f.dtype, device=f.device, layout=f.layout,
-    )
-
-
-def templates(params: Params) -> Templates:
-    """The scoring templates, which fine-tuning and evaluation use too (one layout)."""
-    return Templates(params.scoring.template, params.scoring.example_template)
-
-
-def model_name(params: Params) -> str | None:
-    """The model fine-tuned and evaluated: finetune.model, else scoring.model (None = embedded)."""
-    name = params.finetune.model or params.scoring.model
-    return None if name == "embedded" else name

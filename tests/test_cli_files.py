@@ -77,9 +77,9 @@ def test_bad_encoding_and_bad_params(tmp_path):
     (["--budget", "25"], "error: --budget 25: more than the 20 samples to choose from"),
     (["--method", "best"], "error: Invalid value for '--method'"),
     (["--embedding-coverage", "-1"], "error: options: selection.embedding_coverage"),
-    (["--embedding-coverage", "0.5"], "error: --embedding-coverage: only used by --method delift, not random"),
+    (["--embedding-coverage", "0.5"], "error: options: selection.embedding_coverage 0.5: only used by selection.method delift, not random"),
     (["--balance-clusters", "-2"], "error: options: selection.balance_clusters"),
-    (["--balance-clusters", "3"], "error: --balance-clusters: only used by --method delift, not random"),
+    (["--balance-clusters", "3"], "error: options: selection.balance_clusters 3: only used by selection.method delift, not random"),
 ])
 def test_option_errors_name_the_option(tmp_path, args, message):
     pool = write_jsonl(tmp_path / "pool.jsonl", alpaca(20))

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from delift_dvc.errors import DeliftError, InputError
+from delift_dvc.errors import ArgumentError, DeliftError
 from delift_dvc.executors import Progress, Worker
 
 INSTALL = 'pip install "delift-dvc[ray]"'
@@ -33,7 +33,7 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise InputError(f"scoring.executor ray: Ray is not installed (run `{INSTALL}`)") from None
+        raise ArgumentError("executor", f"ray: Ray is not installed (run `{INSTALL}`)") from None
     return ray
 
 
@@ -83,8 +83,8 @@ class RayExecutor:
                     ray.init(address=self.address, **{k: v for k, v in quiet.items() if k != "include_dashboard"})
         except Exception as exc:  # noqa: BLE001 - Ray raises many types when it cannot start
             where = self.address or "a local Ray"
-            raise DeliftError(f"scoring.ray_address: cannot start or join {where} "
-                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:160]})") from None
+            raise ArgumentError("address", f": cannot start or join {where} "
+                                f"({type(exc).__name__}: {str(exc).splitlines()[0][:160]})", sep="") from None
         self.startup_seconds = time.perf_counter() - start
         self.on_start(f"Ray ready in {self.startup_seconds:.1f} s")
 

@@ -33,7 +33,7 @@ import numpy as np
 from delift_dvc.atomic import write_bytes, write_text
 from delift_dvc.errors import DeliftError, InputError
 from delift_dvc.quality.stats import mean_sd, paired_difference
-from delift_dvc.selection.stages import METHODS
+from delift_dvc.selection.methods import METHODS
 
 COLUMNS = ["method", "budget", "seed", "n_train", "variant", "nll", "rouge_l", "cosine"]
 SAMPLE_COLUMNS = ["method", "budget", "seed", "variant", "id", "nll", "rouge_l", "cosine"]
@@ -67,13 +67,16 @@ class Run:
         common = [f"selection.budget={self.budget}", f"selection.seed={self.seed}", f"finetune.seed={self.seed}"]
         if self.update is not None:
             method, mode = CONTINUAL[self.method]
-            return [f"data.train={self.update}", f"selection.method={method}", f"selection.mode={mode}", *common]
+            off = [] if method == "delift" else ["selection.embedding_coverage=0", "selection.balance_clusters=0"]
+            return [f"data.train={self.update}", f"selection.method={method}", f"selection.mode={mode}", *common,
+                    *off]
         if self.method in ("delift", *OPTIONS):
             weight = self.coverage if self.method == "delift_cov" else 0.0
             clusters = self.clusters if self.method == "delift_bal" else 0
             return ["selection.method=delift", *common, "selection.mode=refresh",
                     f"selection.embedding_coverage={weight:g}", f"selection.balance_clusters={clusters}"]
-        return [f"selection.method={self.method}", *common, "selection.mode=refresh"]
+        return [f"selection.method={self.method}", *common, "selection.mode=refresh",
+                "selection.embedding_coverage=0", "selection.balance_clusters=0"]
 
     def option(self) -> float | int | None:
         """The value of the delift option this run's method turns on (None for other methods)."""

@@ -23,7 +23,7 @@ import numpy as np
 
 from delift_dvc.atomic import replace_dir, temp_dir
 from delift_dvc.data.samples import Sample
-from delift_dvc.errors import InputError
+from delift_dvc.errors import ArgumentError, InputError
 from delift_dvc.utility import models
 from delift_dvc.utility.layout import Encoded, Layout, Templates
 
@@ -156,7 +156,7 @@ def train_adapter(
             with _quiet_peft():
                 peft_model = get_peft_model(model, lora)
         except ValueError as exc:
-            raise InputError(f"finetune.lora_targets: {str(exc).splitlines()[0]}") from None
+            raise ArgumentError("lora_targets", str(exc).splitlines()[0], sep=": ") from None
         params = [p for p in peft_model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
         peft_model.train()

@@ -1,6 +1,7 @@
-"""Selection: exact greedy FL / FLMI / FLCG on kernels, scaling, the budget rule, the three
-DELIFT stages and the incremental rule. Pure: knows nothing of models or files."""
+"""Selection: exact greedy FL / FLMI / FLCG on dense or sparse kernels, scaling, the budget
+rule, the selection methods and the incremental rule. Pure: knows nothing of models or files."""
 
-from delift_dvc.selection.submodular import SelectionResult, evaluate, maximize
+from delift_dvc.selection.greedy import evaluate, maximize
+from delift_dvc.selection.submodular import SelectionResult
 
 __all__ = ["SelectionResult", "evaluate", "maximize"]

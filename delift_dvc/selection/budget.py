@@ -15,11 +15,17 @@ import math
 
 import numpy as np
 
+from delift_dvc.errors import ArgumentError
+
 __all__ = ["BudgetError", "check_budget", "resolve_budget", "continual_budget"]
 
 
-class BudgetError(ValueError):
-    """A budget that breaks the rule (the message says why, without naming the key)."""
+class BudgetError(ArgumentError):
+    """A budget that breaks the rule: the argument `budget` (renamed to the key or option
+    the budget came from by the stage layer)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("budget", detail)
 
 
 def _is_int(value: object) -> bool:

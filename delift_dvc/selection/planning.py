@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from delift_dvc.selection.budget import continual_budget, resolve_budget
+from delift_dvc.selection.methods import (Subset, continual, full_set, instruction_tuning, random_subset,
+                                          task_specific)
+from delift_dvc.selection.spec import SelectionSpec
 from delift_dvc.selection.sparse import SparseKernel
-from delift_dvc.selection.stages import (Subset, continual, full_set, instruction_tuning, random_subset,
-                                         task_specific)
 
 MODES = ("incremental", "refresh")  # selection.mode
 
@@ -77,36 +78,42 @@ def _diff_counts(data: Sequence[str], previous: tuple[Sequence[str], Sequence[st
     }
 
 
-def run_plan(
-    plan: Plan,
-    method: str,
-    block: np.ndarray | None,
-    *,
-    eta: float = 1.0,
-    nu: float = 1.0,
-    scaling: str = "joint",
-    stop_at_zero_gain: bool = False,
-    seed: int = 0,
-    coverage_block: np.ndarray | None = None,
-    coverage_weight: float = 0.0,
-    balance: Sequence[int] | None = None,
-) -> Subset:
-    """Select per `plan`. block [|ground|, |examples|] (dense array or SparseKernel): utility
-    (delift) or similarity (delift_se) of each ground target with each example; None for
-    random/full. coverage_block: a second kernel of the same shape (sentence-embedding
-    similarity) whose objective, times coverage_weight, is added (see select_submodular).
-    balance: a part label per ground sample (in plan.ground's order): the picks are split
-    across the parts in proportion to their size (see select_submodular).
+def plan_files(data_ids: Sequence[str], extra_ids: Sequence[str], budget: int | float, *,
+               target_set: bool = False, existing: bool = False) -> Plan:
+    """Plan a selection over files: facility location over `data_ids`; FLMI against the target
+    set `extra_ids` (`target_set`); or FLCG over data minus `extra_ids`, the samples already
+    used, conditioned on them (`existing`). BudgetError when `budget` breaks the rule."""
+    ids, extra = sorted(set(data_ids)), sorted(set(extra_ids))
+    counts = {"n_samples": len(ids)}
+    if existing:
+        ground = sorted(set(ids) - set(extra))
+        counts.update(n_existing=len(extra), n_candidates=len(ground))
+        mode, objective = "continual", "flcg"
+    else:
+        ground = ids
+        if target_set:
+            counts["n_target_set"] = len(extra)
+        mode, objective = "initial", ("flmi" if target_set else "fl")
+    n_pick = resolve_budget(budget, len(ground))
+    return Plan(mode, objective, ground, extra if (existing or target_set) else [], [], n_pick, counts)
+
+
+def run_plan(plan: Plan, spec: SelectionSpec, block: np.ndarray | SparseKernel | None, *,
+             coverage_block: np.ndarray | SparseKernel | None = None,
+             balance: Sequence[int] | None = None) -> Subset:
+    """Select per `plan` with `spec`. block [|ground|, |examples|] (dense array or
+    SparseKernel): utility (delift) or similarity (delift_se) of each ground target with each
+    example; None for random/full. coverage_block: a second kernel of the same shape
+    (sentence-embedding similarity) whose objective, times spec.coverage_weight, is added (see
+    select_submodular). balance: a part label per ground sample (in plan.ground's order): the
+    picks are split across the parts in proportion to their size (see select_submodular).
     The returned subset is kept + picks, with gain 0.0 for the kept samples."""
     if plan.budget == 0 or not plan.ground:
-        picks = Subset([], [], 0.0, method, plan.objective, {"budget": plan.budget})
-    elif method == "random":
-        picks = random_subset(plan.ground, plan.budget, seed)
-    elif method == "full":
-        picks = full_set(plan.ground)
+        picks = Subset([], [], 0.0, spec.method, plan.objective, {"budget": plan.budget})
+    elif spec.method in BASELINES:
+        picks = BASELINES[spec.method](plan, spec)
     else:
-        picks = _submodular(plan, method, block, eta, nu, scaling, stop_at_zero_gain,
-                            coverage_block, coverage_weight, balance)
+        picks = _submodular(plan, spec, block, coverage_block, balance)
     return Subset(
         plan.kept + picks.ids,
         [0.0] * len(plan.kept) + picks.gains,
@@ -115,6 +122,13 @@ def run_plan(
         picks.objective_name,
         picks.params,
     )
+
+
+# methods that read no kernel: the subset of a plan from the spec alone
+BASELINES = {
+    "random": lambda plan, spec: random_subset(plan.ground, plan.budget, spec.seed),
+    "full": lambda plan, spec: full_set(plan.ground),
+}
 
 
 def _split(plan: Plan, block) -> tuple:
@@ -130,17 +144,15 @@ def _split(plan: Plan, block) -> tuple:
     return block[:, ground_cols], block[:, extra_cols]
 
 
-def _submodular(plan, method, block, eta, nu, scaling, stop_at_zero_gain, coverage_block,
-                coverage_weight, balance) -> Subset:
+def _submodular(plan: Plan, spec: SelectionSpec, block, coverage_block, balance) -> Subset:
     kernel, extra = _split(plan, block)
-    common = {"scaling": scaling, "stop_at_zero_gain": stop_at_zero_gain, "method": method,
+    common = {"scaling": spec.scaling, "stop_at_zero_gain": spec.stop_at_zero_gain, "method": spec.method,
               "balance": balance}
-    if coverage_weight:
+    if spec.coverage_weight:
         cover_kernel, cover_extra = _split(plan, coverage_block)
-        common.update(coverage=(cover_kernel, cover_extra),
-                      coverage_weight=coverage_weight)
+        common.update(coverage=(cover_kernel, cover_extra), coverage_weight=spec.coverage_weight)
     if plan.objective == "fl":
         return instruction_tuning(plan.ground, kernel, plan.budget, **common)
     if plan.objective == "flmi":
-        return task_specific(plan.ground, kernel, extra, plan.budget, eta=eta, **common)
-    return continual(plan.ground, kernel, extra, plan.budget, nu=nu, **common)
+        return task_specific(plan.ground, kernel, extra, plan.budget, eta=spec.eta, **common)
+    return continual(plan.ground, kernel, extra, plan.budget, nu=spec.nu, **common)

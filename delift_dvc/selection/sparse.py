@@ -16,7 +16,6 @@ grows), re-evaluated until the top is fresh.
 from __future__ import annotations
 
 import heapq
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,7 +23,8 @@ import numpy as np
 
 from delift_dvc.selection.balance import Partition
 from delift_dvc.selection.budget import resolve_budget
-from delift_dvc.selection.submodular import OBJECTIVES, SelectionResult
+from delift_dvc.selection.objectives import check_factor, check_objective
+from delift_dvc.selection.submodular import SelectionResult
 
 __all__ = ["SparseKernel", "maximize_sparse", "evaluate_sparse", "scale_sparse"]
 
@@ -172,27 +172,20 @@ def _canonical_gain(rows: np.ndarray, lanes: np.ndarray, v: np.ndarray, cur: np.
 
 
 def _prepare(kernel: SparseKernel, objective: str, query_kernel, eta, private_kernel, nu):
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-    if (query_kernel is not None) != (objective == "flmi"):
-        raise ValueError("query_kernel is required for 'flmi' and only used there")
-    if private_kernel is not None and objective != "flcg":
-        raise ValueError(f"private_kernel is only used by objective 'flcg', not {objective!r}")
+    check_objective(objective, query_kernel, private_kernel)
     if kernel.nnz and (not np.all(np.isfinite(kernel.values))):
         raise ValueError("kernel contains NaN or infinite values")
     n_rows = kernel.shape[0]
     base, cap = np.zeros(n_rows), None
-    for name, factor in (("eta", eta), ("nu", nu)):
-        if isinstance(factor, bool) or not isinstance(factor, (int, float, np.floating)) or not math.isfinite(factor):
-            raise ValueError(f"{name} must be a finite real number, got {factor!r}")
+    eta, nu = check_factor("eta", eta), check_factor("nu", nu)
     if objective == "flmi":
         if query_kernel.shape[0] != n_rows:
             raise ValueError(f"query_kernel has {query_kernel.shape[0]} rows but kernel has {n_rows}")
-        cap = float(eta) * query_kernel.row_max()
+        cap = eta * query_kernel.row_max()
     elif private_kernel is not None:
         if private_kernel.shape[0] != n_rows:
             raise ValueError(f"private_kernel has {private_kernel.shape[0]} rows but kernel has {n_rows}")
-        base = float(nu) * private_kernel.row_max()
+        base = nu * private_kernel.row_max()
     return base, cap
 
 

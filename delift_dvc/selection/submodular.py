@@ -31,10 +31,11 @@ import numpy as np
 
 from delift_dvc.selection.balance import Partition
 from delift_dvc.selection.budget import resolve_budget
+from delift_dvc.selection.objectives import OBJECTIVES, check_factor, check_objective
 
-__all__ = ["SelectionResult", "evaluate", "maximize", "resolve_budget"]
+__all__ = ["OBJECTIVES", "SelectionResult", "evaluate", "evaluate_dense", "maximize", "maximize_dense",
+           "resolve_budget"]
 
-OBJECTIVES = ("fl", "flmi", "flcg")
 OPTIMIZERS = ("lazy", "naive")
 
 _LANES = 16  # lanes of the canonical sum (row i -> lane i % _LANES)
@@ -83,23 +84,14 @@ def _as_kernel(x: object, name: str, n_rows: int | None = None) -> np.ndarray:
 
 def _row_max_scaled(x: object, n_t: int, name: str, factor: object, fname: str) -> np.ndarray:
     """factor * max over the columns of ``x`` per row, float64 [n_t] (0 when x has no columns)."""
-    ok = isinstance(factor, (int, float, np.integer, np.floating))
-    if not ok or isinstance(factor, (bool, np.bool_)) or not math.isfinite(float(factor)):
-        raise ValueError(f"{fname} must be a finite real number, got {factor!r}")
+    factor = check_factor(fname, factor)
     k = _as_kernel(x, name, n_t)
-    return float(factor) * (k.max(axis=1).astype(np.float64) if k.shape[1] else np.zeros(n_t))
+    return factor * (k.max(axis=1).astype(np.float64) if k.shape[1] else np.zeros(n_t))
 
 
 def _prepare(kernel, objective, query_kernel, eta, private_kernel, nu):
     """(K, base [n_t] float64 starting ``cur``, cap [n_t] float64 or None) after validation."""
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-    if query_kernel is not None and objective != "flmi":
-        raise ValueError(f"query_kernel is only used by objective 'flmi', not {objective!r}")
-    if private_kernel is not None and objective != "flcg":
-        raise ValueError(f"private_kernel is only used by objective 'flcg', not {objective!r}")
-    if objective == "flmi" and query_kernel is None:
-        raise ValueError("query_kernel is required for objective 'flmi'")
+    check_objective(objective, query_kernel, private_kernel)
     k = _as_kernel(kernel, "kernel")
     base, cap = np.zeros(k.shape[0]), None
     if objective == "flmi":
@@ -381,7 +373,7 @@ class _Lazy:
                 self.resid = _Residual(k, thr)
 
 
-def maximize(kernel: np.ndarray, budget: int | float, objective: str = "fl", *,
+def maximize_dense(kernel: np.ndarray, budget: int | float, objective: str = "fl", *,
              query_kernel: np.ndarray | None = None, eta: float = 1.0,
              private_kernel: np.ndarray | None = None, nu: float = 1.0,
              optimizer: str = "lazy", stop_at_zero_gain: bool = False,
@@ -425,7 +417,7 @@ def maximize(kernel: np.ndarray, budget: int | float, objective: str = "fl", *,
     return SelectionResult(np.asarray(picks, dtype=np.int64), g, float(g.sum()))
 
 
-def evaluate(kernel: np.ndarray, indices: np.ndarray, objective: str = "fl", *,
+def evaluate_dense(kernel: np.ndarray, indices: np.ndarray, objective: str = "fl", *,
              query_kernel: np.ndarray | None = None, eta: float = 1.0,
              private_kernel: np.ndarray | None = None, nu: float = 1.0) -> float:
     """f(indices) (utility units, float64) for the selected columns ``indices`` (int [k])."""
@@ -441,3 +433,7 @@ def evaluate(kernel: np.ndarray, indices: np.ndarray, objective: str = "fl", *,
     if cap is not None:
         np.minimum(best, cap, out=best)
     return float(np.maximum(best - base, 0.0).sum())
+
+
+maximize = maximize_dense  # the dense solver under its historical name (selection.maximize takes both)
+evaluate = evaluate_dense

@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 
 from delift_dvc.atomic import write_text
-from delift_dvc.config import Params, model_name, templates
+from delift_dvc.config import Params, named_as_params
+from delift_dvc.stages.finetune import model_name, templates
 from delift_dvc.data.samples import Sample
 from delift_dvc.errors import InputError
 from delift_dvc.stages.finetune import selected_subset
@@ -29,7 +30,11 @@ def run_evaluate(params: Params, initial: bool = False, reporter: Reporter | Non
     metrics/eval_initial.json. Else the fine-tuned adapter (and, with evaluate.icl, the base model
     with the nearest subset sample as one-shot example) -> metrics/eval.json, per-sample scores
     to plots/eval_samples.csv and generations to metrics/generations.jsonl."""
-    reporter = reporter or Reporter("evaluate", quiet=True)
+    with named_as_params():
+        return _run_evaluate(params, initial, reporter or Reporter("evaluate", quiet=True))
+
+
+def _run_evaluate(params: Params, initial: bool, reporter: Reporter) -> dict:
     test = prepared_test(params)
     metrics_dir, plots_dir = Path(params.metrics), Path(params.plots)
     out = metrics_dir / ("eval_initial.json" if initial else "eval.json")

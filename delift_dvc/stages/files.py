@@ -4,6 +4,9 @@
 - `--target-set T`: FLMI of DATA with the target set T (task-specific);
 - `--existing E`: FLCG over DATA minus E, conditioned on E (continual); the output holds the
   added samples only.
+
+The selection itself is the stage mode's (:mod:`delift_dvc.stages.subset`); only the source of
+samples differs. A library's bad argument is reported under its CLI option.
 """
 
 from __future__ import annotations
@@ -11,55 +14,36 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from delift_dvc.config import Params
-from delift_dvc.data.samples import Sample, load_samples, read_samples, write_samples
+from delift_dvc.config import Params, named_as_params
+from delift_dvc.data.samples import load_samples, read_samples, write_samples
 from delift_dvc.errors import InputError
-from delift_dvc.selection.budget import BudgetError, resolve_budget
 from delift_dvc.kernels.base import PlanContext
 from delift_dvc.kernels.driver import store_samples
-from delift_dvc.selection.planning import Plan
-from delift_dvc.stages.subset import score_plan, select_plan
-from delift_dvc.stages.outputs import write_json
 from delift_dvc.progress import Reporter
+from delift_dvc.selection.planning import Plan, plan_files
+from delift_dvc.stages.outputs import write_json
+from delift_dvc.stages.subset import score_plan, select_plan
 from delift_dvc.store import Store
 
 
-def _load(data: str, target_set: str | None, existing: str | None):
+def _load(data: str, target_set: str | None, existing: str | None, budget) -> tuple:
+    """(read report, id -> Sample of data and extra set, plan)."""
     if target_set and existing:
         raise InputError("--target-set and --existing: give at most one of them")
     report = read_samples(data)
     extra = load_samples(target_set or existing) if (target_set or existing) else []
-    return report, extra
-
-
-def _plan(pool: list[Sample], extra: list[Sample], budget, target_set: bool, existing: bool) -> Plan:
-    ids = sorted({s.id for s in pool})
-    extra_ids = sorted({s.id for s in extra})
-    counts = {"n_samples": len(ids)}
-    if existing:
-        ground = sorted(set(ids) - set(extra_ids))
-        counts.update(n_existing=len(extra_ids), n_candidates=len(ground))
-        mode, objective = "continual", "flcg"
-    else:
-        ground = ids
-        if target_set:
-            counts["n_target_set"] = len(extra_ids)
-        mode, objective = "initial", ("flmi" if target_set else "fl")
-    try:
-        n_pick = resolve_budget(budget, len(ground))
-    except BudgetError as exc:
-        raise InputError(f"--budget {exc}") from None
-    return Plan(mode, objective, ground, extra_ids if (existing or target_set) else [], [], n_pick, counts)
+    with named_as_params(options=True):
+        plan: Plan = plan_files([s.id for s in report.samples], [s.id for s in extra], budget,
+                                target_set=bool(target_set), existing=bool(existing))
+    return report, {s.id: s for s in [*report.samples, *extra]}, plan
 
 
 def score_file(params: Params, data: str, target_set: str | None = None, existing: str | None = None,
                reporter: Reporter | None = None) -> dict:
     """Score every d0 and pair the selection of DATA will read that `params.store` lacks."""
-    report, extra = _load(data, target_set, existing)
-    plan = _plan(report.samples, extra, params.selection.budget, bool(target_set), bool(existing))
-    by_id = {s.id: s for s in [*report.samples, *extra]}
+    report, by_id, plan = _load(data, target_set, existing, params.selection.budget)
     params = replace(params, selection=replace(params.selection, method="delift"))
-    with Store(params.store, write=True) as store:
+    with Store(params.store, write=True) as store, named_as_params(options=True):
         store_samples(store, by_id)
         scored = score_plan(PlanContext(plan, by_id, store, params.scoring.device), params,
                             reporter or Reporter("score", quiet=True))
@@ -72,18 +56,16 @@ def select_file(params: Params, data: str, out: str, summary: str | None = None,
                 target_set: str | None = None, existing: str | None = None) -> dict:
     """Select from DATA with the stored utilities (nothing is scored here) and write the subset
     as JSONL in the input's shape, plus a JSON summary with the objective and gains."""
-    report, extra = _load(data, target_set, existing)
-    sel = params.selection
-    plan = _plan(report.samples, extra, sel.budget, bool(target_set), bool(existing))
-    by_id = {s.id: s for s in [*report.samples, *extra]}
+    report, by_id, plan = _load(data, target_set, existing, params.selection.budget)
     store_root = Path(params.store)
-    if sel.method == "delift":
-        if not store_root.is_dir():
-            raise InputError(f"{store_root}: no store here (run `delift-dvc score {data}` first)")
-        with Store(store_root) as store:
-            subset, identity = select_plan(PlanContext(plan, by_id, store, params.scoring.device), params)
-    else:
-        subset, identity = select_plan(PlanContext(plan, by_id, None, params.scoring.device), params)
+    with named_as_params(options=True):
+        if params.selection.method == "delift":
+            if not store_root.is_dir():
+                raise InputError(f"{store_root}: no store here (run `delift-dvc score {data}` first)")
+            with Store(store_root) as store:
+                subset, identity = select_plan(PlanContext(plan, by_id, store, params.scoring.device), params)
+        else:
+            subset, identity = select_plan(PlanContext(plan, by_id, None, params.scoring.device), params)
     write_samples([by_id[i] for i in subset.ids], out)
     result = {**subset.summary(), "mode": plan.mode, "counts": plan.counts, "scorer": identity,
               "data": data, "target_set": target_set, "existing": existing}

@@ -5,14 +5,38 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from delift_dvc.config import Params, finetune_config, model_name, templates
+from delift_dvc.config import Params, named_as_params
 from delift_dvc.data.samples import Sample, load_samples
 from delift_dvc.errors import InputError
 from delift_dvc.stages.outputs import SELECTED_TRAIN, write_csv, write_json
 from delift_dvc.progress import Reporter
+from delift_dvc.utility.layout import Templates
 
 TRAIN_METRICS = ("n_samples", "protocol", "steps", "first_loss", "last_loss", "mean_loss_first_epoch",
                  "mean_loss_last_epoch", "trainable_params", "train_tokens")
+
+
+def finetune_config(params: Params):
+    """The FinetuneConfig of params.finetune (model and adapter path excluded)."""
+    from delift_dvc.quality.finetune import FinetuneConfig
+
+    f = params.finetune
+    return FinetuneConfig(
+        epochs=f.epochs, steps=f.steps, learning_rate=f.learning_rate, lora_rank=f.lora_rank, lora_alpha=f.lora_alpha,
+        lora_dropout=f.lora_dropout, lora_targets=f.lora_targets, max_length=f.max_length,
+        batch_size=f.batch_size, seed=f.seed, dtype=f.dtype, device=f.device, layout=f.layout,
+    )
+
+
+def templates(params: Params) -> Templates:
+    """The scoring templates, which fine-tuning and evaluation use too (one layout)."""
+    return Templates(params.scoring.template, params.scoring.example_template)
+
+
+def model_name(params: Params) -> str | None:
+    """The model fine-tuned and evaluated: finetune.model, else scoring.model (None = embedded)."""
+    name = params.finetune.model or params.scoring.model
+    return None if name == "embedded" else name
 
 
 def selected_subset(params: Params) -> list[Sample]:
@@ -27,9 +51,13 @@ def run_finetune(params: Params, reporter: Reporter | None = None) -> dict:
     """LoRA-tune the model on data/selected/train.jsonl; the adapter goes to finetune.adapter,
     the summary to metrics/train.json and the per-step loss (nats/token) to plots/train_loss.csv.
     An empty subset saves the untrained adapter (it changes nothing) and says so."""
+    with named_as_params():
+        return _run_finetune(params, reporter or Reporter("finetune", quiet=True))
+
+
+def _run_finetune(params: Params, reporter: Reporter) -> dict:
     from delift_dvc.quality.finetune import TRAIN_LOG, finetune
 
-    reporter = reporter or Reporter("finetune", quiet=True)
     samples = selected_subset(params)
     if not samples:
         reporter.phase("the subset is empty: saving the untrained adapter (0 steps)")

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from delift_dvc.config import Params
+from delift_dvc.config import Params, named_as_params
 from delift_dvc.data import versions
-from delift_dvc.errors import InputError
-from delift_dvc.selection.budget import BudgetError
 from delift_dvc.kernels.base import PlanContext
 from delift_dvc.kernels.driver import store_samples
 from delift_dvc.selection.planning import Plan, plan_selection
-from delift_dvc.selection.stages import Subset
+from delift_dvc.selection.methods import Subset
 from delift_dvc.stages.ingest import prepared_pool
 from delift_dvc.stages.subset import score_plan, select_plan
 from delift_dvc.stages.outputs import SELECTION_RECORD, write_json
@@ -43,18 +41,14 @@ def _unique_name(store: Store, data_path: str, ids: list[str]) -> str:
     return name
 
 
-def plan_or_error(ids, budget, key: str, **kwargs) -> Plan:
-    """plan_selection, with a budget that breaks the rule reported under `key`."""
-    try:
-        return plan_selection(ids, budget, **kwargs)
-    except BudgetError as exc:
-        raise InputError(f"{key} {exc}") from None
-
-
 def run_score(params: Params, reporter: Reporter | None = None) -> dict:
     """Record this data version, plan the selection, score only what the store lacks, select,
     and record the subset. Writes the selection record and metrics/score.json."""
-    reporter = reporter or Reporter("score", quiet=True)
+    with named_as_params():
+        return _run_score(params, reporter or Reporter("score", quiet=True))
+
+
+def _run_score(params: Params, reporter: Reporter) -> dict:
     pool, targets = prepared_pool(params)
     sel = params.selection
     by_id = {s.id: s for s in [*pool, *targets]}
@@ -64,8 +58,8 @@ def run_score(params: Params, reporter: Reporter | None = None) -> dict:
         latest = store.latest_version()
         same = latest is not None and latest.members_hash == versions.members_hash(ids)
         seq = latest.seq if same else (latest.seq + 1 if latest else 1)
-        plan = plan_or_error(ids, sel.budget, "selection.budget", previous=previous_selection(store, seq),
-                             target_ids=[t.id for t in targets], refresh=sel.mode == "refresh")
+        plan = plan_selection(ids, sel.budget, previous=previous_selection(store, seq),
+                              target_ids=[t.id for t in targets], refresh=sel.mode == "refresh")
         store_samples(store, by_id)
         version = store.record_version(_unique_name(store, params.data.train, ids), ids)
         reporter.phase(f"version {version.name}: {len(ids)} samples, {plan.mode} selection "

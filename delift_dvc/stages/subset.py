@@ -11,10 +11,11 @@ from delift_dvc.kernels import source_class
 from delift_dvc.kernels.base import Block, KernelSource, PlanContext, Scored
 from delift_dvc.kernels.similarity import coverage_block, embedding_parts
 from delift_dvc.progress import Reporter
+from delift_dvc.selection.methods import Subset
 from delift_dvc.selection.planning import run_plan
-from delift_dvc.selection.stages import Subset
+from delift_dvc.selection.spec import SelectionSpec
 
-__all__ = ["kernel_source", "score_plan", "select_plan"]
+__all__ = ["kernel_source", "score_plan", "select_plan", "selection_spec"]
 
 METHOD_KERNELS = {"delift": "utility", "delift_se": "similarity", "random": None, "full": None}
 
@@ -27,6 +28,13 @@ def kernel_source(params) -> KernelSource | None:
     return source_class(params.utility.pairs if kernel == "utility" else kernel).from_params(params)
 
 
+def selection_spec(selection) -> SelectionSpec:
+    """The SelectionSpec of params.yaml's `selection` section."""
+    return SelectionSpec(method=selection.method, eta=selection.eta, nu=selection.nu, scaling=selection.scaling,
+                         stop_at_zero_gain=selection.stop_at_zero_gain, seed=selection.seed,
+                         coverage_weight=selection.embedding_coverage, balance_clusters=selection.balance_clusters)
+
+
 def score_plan(ctx: PlanContext, params, reporter: Reporter) -> Scored:
     """Score what the plan's kernel needs and ctx.store lacks."""
     source = kernel_source(params)
@@ -37,21 +45,18 @@ def select_plan(ctx: PlanContext, params, scored: Scored | None = None) -> tuple
     """(subset, kernel identity) of ctx.plan with params.selection, scoring nothing."""
     source = kernel_source(params)
     block, identity = (None, None) if source is None else source.read(ctx, scored)
-    sel = params.selection
-    subset = run_plan(ctx.plan, sel.method, block, eta=sel.eta, nu=sel.nu, scaling=sel.scaling,
-                      stop_at_zero_gain=sel.stop_at_zero_gain, seed=sel.seed,
-                      **_delift_options(ctx, sel, block))
-    return subset, identity
+    spec = selection_spec(params.selection)
+    return run_plan(ctx.plan, spec, block, **_delift_options(ctx, spec, block)), identity
 
 
-def _delift_options(ctx: PlanContext, sel, block: Block | None) -> dict:
-    """run_plan's keywords for embedding coverage (block and weight) and cluster balance (a
-    MiniLM cluster per ground sample); {} when neither applies."""
-    if sel.method != "delift" or block is None or not (sel.embedding_coverage or sel.balance_clusters > 1):
+def _delift_options(ctx: PlanContext, spec: SelectionSpec, block: Block | None) -> dict:
+    """run_plan's keywords for embedding coverage (its block) and cluster balance (a MiniLM
+    cluster per ground sample); {} when neither applies."""
+    if block is None:
         return {}
     options = {}
-    if sel.embedding_coverage:
-        options.update(coverage_block=coverage_block(ctx, block), coverage_weight=sel.embedding_coverage)
-    if sel.balance_clusters > 1:
-        options["balance"] = embedding_parts(ctx, sel.balance_clusters, sel.seed)
+    if spec.adds_coverage:
+        options["coverage_block"] = coverage_block(ctx, block)
+    if spec.balances:
+        options["balance"] = embedding_parts(ctx, spec.balance_clusters, spec.seed)
     return options

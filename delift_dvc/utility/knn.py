@@ -39,7 +39,7 @@ def knn_candidates(
     """(target_idx, example_idx) int64 arrays from a dense similarity [len(ground),
     len(examples)] (small inputs); see knn_from_vectors for the chunked form."""
     if k < 1:
-        raise ValueError(f"utility.k must be >= 1, got {k}")
+        raise ValueError(f"k must be >= 1, got {k}")
     n, m = similarity.shape
     if (n, m) != (len(ground), len(examples)):
         raise ValueError("knn_candidates: similarity does not match ground x examples")
@@ -55,7 +55,7 @@ def knn_from_vectors(ground: Sequence[str], examples: Sequence[str], ground_vect
     with the highest cosine similarity of unit-norm vectors [n, d] and [m, d], in row chunks.
     Ordered by target, then example."""
     if k < 1:
-        raise ValueError(f"utility.k must be >= 1, got {k}")
+        raise ValueError(f"k must be >= 1, got {k}")
     n, m = len(ground), len(examples)
     ex = np.asarray(example_vectors, dtype=np.float64)
     column = {e: j for j, e in enumerate(examples)}

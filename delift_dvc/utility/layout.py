@@ -29,7 +29,7 @@ import string
 from dataclasses import dataclass
 from typing import Any
 
-from delift_dvc.errors import InputError
+from delift_dvc.errors import ArgumentError, InputError
 
 __all__ = ["NO_EXAMPLE_TEMPLATE", "ONE_EXAMPLE_TEMPLATE", "OVERFLOWS", "LAYOUTS", "Templates", "Encoded", "Layout"]
 
@@ -54,14 +54,14 @@ def _literal_parts(template: str, expected: list[str], key: str) -> list[str]:
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
-        raise InputError(f"{key}: malformed template ({exc})") from None
+        raise ArgumentError(key, f"malformed template ({exc})", sep=": ") from None
     names = [name for _, name, _, _ in parsed if name is not None]
     specs = [(spec, conv) for _, name, spec, conv in parsed if name is not None]
     if names != expected:
         wanted = ", ".join("{" + n + "}" for n in expected)
-        raise InputError(f"{key}: needs the fields {wanted} once each in that order, found {names}")
+        raise ArgumentError(key, f"needs the fields {wanted} once each in that order, found {names}", sep=": ")
     if any(spec or conv for spec, conv in specs):
-        raise InputError(f"{key}: fields take no format spec or conversion")
+        raise ArgumentError(key, "fields take no format spec or conversion", sep=": ")
     parts = [""]
     for literal, name, _, _ in parsed:
         parts[-1] += literal
@@ -79,17 +79,17 @@ class Templates:
     one_example: str = ONE_EXAMPLE_TEMPLATE
 
     def __post_init__(self) -> None:
-        _literal_parts(self.no_example, ["prompt"], "scoring.template")
-        _literal_parts(self.one_example, _ONE_FIELDS, "scoring.example_template")
+        _literal_parts(self.no_example, ["prompt"], "template")
+        _literal_parts(self.one_example, _ONE_FIELDS, "example_template")
 
     def pieces(self, prompt: str, example: tuple[str, str] | None) -> tuple[str, str, str, str]:
         """(head, example block, query lead, tail): the formatted text is their concatenation
         with the prompt between lead and tail. Untruncated, head + block + lead + prompt + tail
         == template.format(...); the block is the only part truncation shortens."""
         if example is None:
-            head, tail = _literal_parts(self.no_example, ["prompt"], "scoring.template")
+            head, tail = _literal_parts(self.no_example, ["prompt"], "template")
             return head, "", "", tail
-        head, between, middle, tail = _literal_parts(self.one_example, _ONE_FIELDS, "scoring.example_template")
+        head, between, middle, tail = _literal_parts(self.one_example, _ONE_FIELDS, "example_template")
         return head, example[0] + between + example[1], middle, tail
 
     def text(self, prompt: str, example: tuple[str, str] | None = None) -> str:
@@ -141,7 +141,7 @@ class Layout:
         if tokenizer.eos_token_id is None:
             raise InputError("tokenizer: no eos token")
         if chat and not getattr(tokenizer, "chat_template", None):
-            raise InputError("finetune.layout chat: the model's tokenizer has no chat template (use plain)")
+            raise ArgumentError("chat", "the model's tokenizer has no chat template (use the plain layout)", sep=": ")
         self.tokenizer = tokenizer
         self.templates = templates
         self.max_length = max_length

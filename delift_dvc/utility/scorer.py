@@ -18,7 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
-from delift_dvc.errors import InputError
+from delift_dvc.errors import ArgumentError
 from delift_dvc.utility import models
 from delift_dvc.utility.layout import (NO_EXAMPLE_TEMPLATE, ONE_EXAMPLE_TEMPLATE, OVERFLOWS, Encoded,
                                        Layout, Templates)
@@ -103,11 +103,11 @@ class Scorer:
         threads: int | None = None,
     ) -> None:
         if overflow not in OVERFLOWS:
-            raise InputError(f"scoring.overflow '{overflow}': expected one of {', '.join(OVERFLOWS)}")
+            raise ArgumentError("overflow", f"'{overflow}': expected one of {', '.join(OVERFLOWS)}")
         if not isinstance(max_length, int) or max_length < 8:
-            raise InputError(f"scoring.max_length {max_length!r}: expected an integer >= 8")
+            raise ArgumentError("max_length", f"{max_length!r}: expected an integer >= 8")
         if not isinstance(batch_tokens, int) or batch_tokens < 1:
-            raise InputError(f"scoring.batch_tokens {batch_tokens!r}: expected a positive integer")
+            raise ArgumentError("batch_tokens", f"{batch_tokens!r}: expected a positive integer")
         self.source = models.resolve_model(model)
         self.device = models.resolve_device(device)
         self.torch_dtype = models.resolve_dtype(dtype, self.device)

@@ -8,7 +8,7 @@ import pytest
 
 from delift_dvc.selection.balance import embedding_clusters, quotas
 from delift_dvc.selection.sparse import SparseKernel, maximize_sparse
-from delift_dvc.selection.stages import select_submodular
+from delift_dvc.selection.methods import select_submodular
 from delift_dvc.selection.submodular import maximize
 
 

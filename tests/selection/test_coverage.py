@@ -9,7 +9,8 @@ import pytest
 from delift_dvc.errors import InputError
 from delift_dvc.selection.planning import plan_selection, run_plan
 from delift_dvc.selection.sparse import SparseKernel
-from delift_dvc.selection.stages import continual, instruction_tuning, task_specific
+from delift_dvc.selection.spec import SelectionSpec
+from delift_dvc.selection.methods import continual, instruction_tuning, task_specific
 
 IDS = [f"{k:016x}" for k in range(9)]
 
@@ -118,7 +119,7 @@ def test_run_plan_passes_the_coverage_block_through_flcg():
     plan = plan_selection(IDS, 0.5, previous=(IDS[:5], [IDS[3], IDS[0]]))
     shape = (len(plan.ground), len(plan.examples))
     block, cover = rng.normal(0.05, 0.1, shape), rng.uniform(-1, 1, shape)
-    subset = run_plan(plan, "delift", block, coverage_block=cover, coverage_weight=2.0)
+    subset = run_plan(plan, SelectionSpec(coverage_weight=2.0), block, coverage_block=cover)
     col = {e: k for k, e in enumerate(plan.examples)}
     g, p = [col[i] for i in plan.ground], [col[i] for i in plan.extra]
     picks, value = brute_greedy(block[:, g], cover[:, g], 2.0, plan.budget, "flcg", block[:, p], cover[:, p])
@@ -127,9 +128,15 @@ def test_run_plan_passes_the_coverage_block_through_flcg():
 
 
 @pytest.mark.parametrize("weight", [-0.5, float("nan"), True, "x"])
-def test_a_bad_weight_names_the_key(kernels, weight):
+def test_a_bad_weight_names_the_argument_and_the_stage_layer_names_the_key(kernels, weight):
+    from delift_dvc.config import named_as_params
+
     uf, sim = kernels
-    with pytest.raises(InputError, match="selection.embedding_coverage"):
+    with pytest.raises(InputError, match=r"^coverage_weight "):
+        instruction_tuning(IDS, uf, 3, coverage=(sim, None), coverage_weight=weight)
+    with pytest.raises(InputError, match=r"^selection\.embedding_coverage "), named_as_params():
+        instruction_tuning(IDS, uf, 3, coverage=(sim, None), coverage_weight=weight)
+    with pytest.raises(InputError, match=r"^--embedding-coverage "), named_as_params(options=True):
         instruction_tuning(IDS, uf, 3, coverage=(sim, None), coverage_weight=weight)
 
 

@@ -8,7 +8,8 @@ import pytest
 from delift_dvc.config import load_params
 from delift_dvc.errors import InputError
 from delift_dvc.selection.planning import plan_selection, run_plan
-from delift_dvc.selection.stages import continual, full_set, instruction_tuning, random_subset, task_specific
+from delift_dvc.selection.spec import SelectionSpec
+from delift_dvc.selection.methods import continual, full_set, instruction_tuning, random_subset, task_specific
 from delift_dvc.selection.submodular import evaluate, maximize
 
 IDS = [f"{k:016x}" for k in range(10)]
@@ -57,7 +58,7 @@ def test_run_plan_puts_kept_first_and_picks_by_flcg():
     previous = (IDS[:6], [IDS[4], IDS[2]])
     plan = plan_selection(IDS, 0.5, previous=previous)
     block = rng.random((len(plan.ground), len(plan.examples)))
-    subset = run_plan(plan, "delift", block)
+    subset = run_plan(plan, SelectionSpec(), block)
     assert subset.ids[:2] == [IDS[4], IDS[2]] and subset.gains[:2] == [0.0, 0.0]
     col = {e: k for k, e in enumerate(plan.examples)}
     expected = continual(plan.ground, block[:, [col[i] for i in plan.ground]],

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from delift_dvc.config import DataParams, Params, ScoringParams, UtilityParams
-from delift_dvc.selection.stages import instruction_tuning
+from delift_dvc.selection.methods import instruction_tuning
 from delift_dvc.selection.scaling import fill_missing
 from delift_dvc.utility.knn import knn_candidates
 

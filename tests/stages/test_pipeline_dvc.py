@@ -62,7 +62,7 @@ def test_update_scores_exactly_the_new_pairs(project):
 
 
 def test_update_subset_is_kept_plus_flcg_picks(project):
-    from delift_dvc.selection.stages import continual
+    from delift_dvc.selection.methods import continual
     from delift_dvc.store import Store
     from delift_dvc.kernels.utility import dense_utility
 

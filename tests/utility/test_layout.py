@@ -96,15 +96,19 @@ def test_response_too_long_is_an_error_or_cut_from_its_end(tokenizer):
         Layout(tokenizer, max_length=32).encode("Q?", None, reserve=40)
 
 
-@pytest.mark.parametrize("kwargs, key", [
-    ({"no_example": "no field"}, "scoring.template"),
-    ({"no_example": "{prompt} {prompt}"}, "scoring.template"),
-    ({"no_example": "{prompt!r}"}, "scoring.template"),
-    ({"one_example": "{prompt} {example_prompt} {example_response}"}, "scoring.example_template"),
-    ({"one_example": "{example_prompt"}, "scoring.example_template"),
+@pytest.mark.parametrize("kwargs, argument", [
+    ({"no_example": "no field"}, "template"),
+    ({"no_example": "{prompt} {prompt}"}, "template"),
+    ({"no_example": "{prompt!r}"}, "template"),
+    ({"one_example": "{prompt} {example_prompt} {example_response}"}, "example_template"),
+    ({"one_example": "{example_prompt"}, "example_template"),
 ])
-def test_bad_templates_name_the_key(kwargs, key):
-    with pytest.raises(InputError, match=key):
+def test_bad_templates_name_the_scorer_argument_and_then_the_key(kwargs, argument):
+    from delift_dvc.config import named_as_params
+
+    with pytest.raises(InputError, match=f"^{argument}: "):
+        Templates(**kwargs)
+    with pytest.raises(InputError, match=f"^params.yaml: scoring.{argument}: "), named_as_params(where="params.yaml"):
         Templates(**kwargs)
 
 

@@ -207,16 +207,21 @@ def test_fingerprint_covers_what_changes_numbers(tiny_model_dir):
 @pytest.mark.parametrize(
     "kwargs, key",
     [
-        ({"template": "no field"}, "scoring.template"),
-        ({"example_template": "{prompt} {example_prompt}"}, "scoring.example_template"),
+        ({"template": "no field"}, "template"),
+        ({"example_template": "{prompt} {example_prompt}"}, "example_template"),
         ({"dtype": "int8"}, "dtype"),
-        ({"overflow": "drop"}, "scoring.overflow"),
-        ({"max_length": 2}, "scoring.max_length"),
+        ({"overflow": "drop"}, "overflow"),
+        ({"max_length": 2}, "max_length"),
     ],
 )
-def test_bad_scorer_params_name_the_key(tiny_model_dir, kwargs, key):
-    with pytest.raises(InputError, match=key):
+def test_bad_scorer_arguments_name_the_argument_then_the_key(tiny_model_dir, kwargs, key):
+    from delift_dvc.config import named_as_params
+
+    with pytest.raises(InputError, match=f"^{key}"):
         Scorer(str(tiny_model_dir), **kwargs)
+    if key != "dtype":  # checked by models.resolve_dtype, which names no key
+        with pytest.raises(InputError, match=f"^scoring.{key}"), named_as_params():
+            Scorer(str(tiny_model_dir), **kwargs)
 
 
 def test_missing_model_folder_is_a_clear_error(tmp_path):

@@ -1,4 +1,5 @@
-"""The three DELIFT stages and the baselines, over utility (or similarity) blocks.
+"""The selection methods: the three DELIFT objectives and the baselines, over utility (or
+similarity) blocks.
 
 Pure: takes sample ids and float arrays, returns ids. Kernels are scaled here, over exactly the
 blocks that one selection reads (joint min-max by default, `separate` as the DELIFT reference).
@@ -14,12 +15,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from delift_dvc.errors import InputError
+from delift_dvc.errors import ArgumentError
 from delift_dvc.selection.balance import check_parts, quotas
-from delift_dvc.selection.budget import BudgetError, resolve_budget
+from delift_dvc.selection.budget import resolve_budget
 from delift_dvc.selection.scaling import SCALINGS, fill_missing, minmax_scale
-from delift_dvc.selection.sparse import SparseKernel, maximize_sparse, scale_sparse
-from delift_dvc.selection.submodular import OBJECTIVES, maximize
+from delift_dvc.selection.greedy import maximize
+from delift_dvc.selection.objectives import OBJECTIVES
+from delift_dvc.selection.sparse import SparseKernel, scale_sparse
 
 METHODS = ("delift", "delift_se", "random", "full")
 
@@ -46,15 +48,6 @@ class Subset:
             "ids": self.ids,
             "gains": self.gains,
         }
-
-
-def utility(d0: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """UF [n, m] = d0[:, None] - d (float64): how much example j lowers target i's distance."""
-    d0 = np.asarray(d0, dtype=np.float64)
-    d = np.asarray(d, dtype=np.float64)
-    if d.ndim != 2 or d0.shape != (d.shape[0],):
-        raise ValueError(f"utility: d0 {d0.shape} does not match d {d.shape}")
-    return d0[:, None] - d
 
 
 def select_submodular(
@@ -89,9 +82,9 @@ def select_submodular(
     across the parts in proportion to their size (largest remainders) and the greedy picks the
     best candidate among the parts that still have room (a partition-matroid constraint)."""
     if objective not in OBJECTIVES:
-        raise InputError(f"selection.objective '{objective}': expected one of {', '.join(OBJECTIVES)}")
+        raise ArgumentError("objective", f"'{objective}': expected one of {', '.join(OBJECTIVES)}")
     if scaling not in SCALINGS:
-        raise InputError(f"selection.scaling '{scaling}': expected one of {', '.join(SCALINGS)}")
+        raise ArgumentError("scaling", f"'{scaling}': expected one of {', '.join(SCALINGS)}")
     n = len(ids)
     if kernel.shape != (n, n):
         raise ValueError(f"kernel shape {kernel.shape} does not match {n} ids")
@@ -102,7 +95,6 @@ def select_submodular(
         raise ValueError("flmi needs a query kernel (the target set)")
     if n == 0:
         return Subset([], [], 0.0, method, objective, {})
-    solve = maximize_sparse if isinstance(kernel, SparseKernel) else maximize
     scaled = _scaled_blocks(kernel, extra, order, scaling)
     weight = _coverage_weight(coverage_weight)
     if weight > 0:
@@ -121,7 +113,7 @@ def select_submodular(
     if balance is not None:
         labels = check_parts(balance, n)[order]
         partition = (labels, quotas(labels, n_pick))
-    result = solve(
+    result = maximize(
         scaled[0],
         n_pick,
         objective=objective,
@@ -166,7 +158,7 @@ def _scaled_blocks(kernel, extra, order: np.ndarray, scaling: str) -> list:
 
 def _coverage_weight(weight: float) -> float:
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
-        raise InputError(f"selection.embedding_coverage {weight!r}: expected a number >= 0")
+        raise ArgumentError("coverage_weight", f"{weight!r}: expected a number >= 0")
     return float(weight)
 
 
@@ -211,7 +203,4 @@ def full_set(ids: Sequence[str]) -> Subset:
 
 
 def _budget(budget: int | float, n: int) -> int:
-    try:
-        return resolve_budget(budget, n)
-    except BudgetError as exc:
-        raise InputError(f"selection.budget {exc}") from None
+    return resolve_budget(budget, n)
