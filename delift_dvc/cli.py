@@ -283,7 +283,9 @@ def compare(methods, budgets, seeds, update, coverage, clusters, out, params_pat
 
     Example: delift-dvc compare --methods delift,random,full --budgets 0.3 --seeds 0,1,2
     """
-    from delift_dvc.quality.compare import grid, report, run_grid
+    from delift_dvc.experiments.grid import grid
+    from delift_dvc.experiments.report import report
+    from delift_dvc.experiments.runner import run_grid
 
     if report_only:
         click.echo(report(out))

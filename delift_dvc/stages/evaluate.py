@@ -18,7 +18,7 @@ from delift_dvc.data.samples import Sample
 from delift_dvc.errors import InputError
 from delift_dvc.stages.finetune import selected_subset
 from delift_dvc.stages.ingest import prepared_test
-from delift_dvc.stages.outputs import write_csv, write_json
+from delift_dvc.stages.outputs import GENERATIONS, METRICS, PLOTS, write_csv, write_json
 from delift_dvc.progress import Reporter
 
 SUMMARY_KEYS = ("n", "nll", "rouge_l", "cosine", "n_tokens")
@@ -37,8 +37,8 @@ def run_evaluate(params: Params, initial: bool = False, reporter: Reporter | Non
 def _run_evaluate(params: Params, initial: bool, reporter: Reporter) -> dict:
     test = prepared_test(params)
     metrics_dir, plots_dir = Path(params.metrics), Path(params.plots)
-    out = metrics_dir / ("eval_initial.json" if initial else "eval.json")
-    rows_path = plots_dir / ("eval_initial_samples.csv" if initial else "eval_samples.csv")
+    out = metrics_dir / METRICS["evaluate_initial" if initial else "evaluate"]
+    rows_path = plots_dir / PLOTS["eval_initial_samples" if initial else "eval_samples"]
     subset: list[Sample] = []
     if not initial:
         subset = selected_subset(params)
@@ -55,14 +55,14 @@ def _run_evaluate(params: Params, initial: bool, reporter: Reporter) -> dict:
     if not test:
         summary["test_set"] = "none"
     if not initial:
-        select = metrics_dir / "select.json"
+        select = metrics_dir / METRICS["select"]
         chosen = json.loads(select.read_text(encoding="utf-8")) if select.is_file() else {}
         summary["subset"] = {"method": chosen.get("method", params.selection.method),
                              "budget": params.selection.budget, "n_train": len(subset)}
     write_json(out, summary)
     _write_per_sample(rows_path, results)
     if not initial:
-        _write_generations(metrics_dir / "generations.jsonl", test, results)
+        _write_generations(metrics_dir / GENERATIONS, test, results)
     return summary
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from delift_dvc.config import Params, named_as_params
 from delift_dvc.data.samples import Sample, load_samples
 from delift_dvc.errors import InputError
-from delift_dvc.stages.outputs import SELECTED_TRAIN, write_csv, write_json
+from delift_dvc.stages.outputs import METRICS, PLOTS, SELECTED_TRAIN, write_csv, write_json
 from delift_dvc.progress import Reporter
 from delift_dvc.utility.layout import Templates
 
@@ -68,8 +68,8 @@ def _run_finetune(params: Params, reporter: Reporter) -> dict:
                        progress=not reporter.quiet and reporter.tty, templates=templates(params))
     log = json.loads((Path(params.finetune.adapter) / TRAIN_LOG).read_text(encoding="utf-8"))
     metrics = {k: summary[k] for k in TRAIN_METRICS}
-    write_json(Path(params.metrics) / "train.json", metrics)
-    write_csv(Path(params.plots) / "train_loss.csv", ["step", "loss"],
+    write_json(Path(params.metrics) / METRICS["finetune"], metrics)
+    write_csv(Path(params.plots) / PLOTS["train_loss"], ["step", "loss"],
               [(k + 1, round(loss, 6)) for k, loss in enumerate(log["losses"])])
     reporter.phase(f"{summary['steps']} steps in {summary['seconds']:.0f} s")
     return metrics

@@ -1,5 +1,8 @@
-"""The files stages write besides data: metrics JSON and plot CSVs, each written atomically,
-byte-identical for identical inputs (no wall-clock values)."""
+"""Every file name the stages write, and the writers of metrics JSON and plot CSVs (each
+written atomically, byte-identical for identical inputs: no wall-clock values).
+
+The names live here only: the stages write them, `compare` harvests them, and a test checks
+them against dvc.yaml."""
 
 from __future__ import annotations
 
@@ -11,13 +14,21 @@ from pathlib import Path
 from delift_dvc.atomic import write_json, write_text
 
 __all__ = ["write_json", "write_csv", "PREPARED_TRAIN", "PREPARED_TARGETS", "PREPARED_TEST",
-           "SELECTION_RECORD", "SELECTED_TRAIN"]
+           "SELECTION_RECORD", "SELECTED_TRAIN", "METRICS", "PLOTS", "GENERATIONS"]
 
 PREPARED_TRAIN = "train.jsonl"  # data.prepared: the pool
 PREPARED_TARGETS = "target_set.jsonl"  # data.prepared: the task-specific target set
 PREPARED_TEST = "test.jsonl"  # data.prepared: the held-out test set (empty: none)
 SELECTION_RECORD = "selection.json"  # data.selected: ids, gains, counts of the subset
 SELECTED_TRAIN = "train.jsonl"  # data.selected: the subset in the input's shape
+
+# metrics/: stage -> its metrics file
+METRICS = {"score": "score.json", "select": "select.json", "finetune": "train.json",
+           "evaluate": "eval.json", "evaluate_initial": "eval_initial.json"}
+# plots/: plot -> its CSV
+PLOTS = {"gains": "gains.csv", "utility_hist": "utility_hist.csv", "train_loss": "train_loss.csv",
+         "eval_samples": "eval_samples.csv", "eval_initial_samples": "eval_initial_samples.csv"}
+GENERATIONS = "generations.jsonl"  # metrics/: the evaluated model's answers per test sample
 
 
 def write_csv(path: str | Path, header: Sequence[str], rows: Sequence[Sequence]) -> Path:

@@ -17,7 +17,7 @@ from delift_dvc.selection.planning import Plan, plan_selection
 from delift_dvc.selection.methods import Subset
 from delift_dvc.stages.ingest import prepared_pool
 from delift_dvc.stages.subset import score_plan, select_plan
-from delift_dvc.stages.outputs import SELECTION_RECORD, write_json
+from delift_dvc.stages.outputs import METRICS, SELECTION_RECORD, write_json
 from delift_dvc.progress import Reporter
 from delift_dvc.store import Store
 
@@ -76,7 +76,7 @@ def _run_score(params: Params, reporter: Reporter) -> dict:
     metrics = {**plan.counts, **scored.counts.as_dict(), **(scored.metrics or {}), "mode": plan.mode,
                "version": version.name, "scorer": identity}
     extra = {key: metrics.pop(key) for key in ("blocks", "seconds")}  # outputs stay byte-identical
-    write_json(Path(params.metrics) / "score.json", metrics)
+    write_json(Path(params.metrics) / METRICS["score"], metrics)
     return {**metrics, **extra}
 
 

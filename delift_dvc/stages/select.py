@@ -14,7 +14,7 @@ from delift_dvc.data import versions
 from delift_dvc.data.samples import write_samples
 from delift_dvc.errors import InputError
 from delift_dvc.stages.ingest import prepared_pool
-from delift_dvc.stages.outputs import SELECTED_TRAIN, SELECTION_RECORD, write_csv, write_json
+from delift_dvc.stages.outputs import METRICS, PLOTS, SELECTED_TRAIN, SELECTION_RECORD, write_csv, write_json
 from delift_dvc.store import Store
 
 
@@ -41,11 +41,11 @@ def run_select(params: Params) -> dict:
         "n_selected": len(record["ids"]), "n_added": len(record["added"]), "n_kept": len(record["kept"]),
         "n_samples": len(pool), "objective": record["objective"], "budget": record["budget"],
     }
-    write_json(Path(params.metrics) / "select.json", metrics)
+    write_json(Path(params.metrics) / METRICS["select"], metrics)
     plots = Path(params.plots)
-    write_csv(plots / "gains.csv", ["step", "gain", "cumulative"], _gain_rows(record["gains"]))
+    write_csv(plots / PLOTS["gains"], ["step", "gain", "cumulative"], _gain_rows(record["gains"]))
     hist = _utility_histogram(params, record) if record["scorer"] and record["method"] == "delift" else []
-    write_csv(plots / "utility_hist.csv", ["uf", "pairs"], hist)
+    write_csv(plots / PLOTS["utility_hist"], ["uf", "pairs"], hist)
     return metrics
 
 

@@ -1,0 +1,117 @@
+"""The comparison grid: which `dvc exp run` runs a comparison makes, and their overrides.
+
+Every method runs once per seed: the seed is the fine-tuning seed (and the random baseline's
+selection seed), so a method's spread includes the training noise. `full` runs at budget 1.0.
+With `update`, the continual comparison instead runs a data update from the project's current
+version to the `update` data: FLCG continuation (`flcg`), re-selection from scratch (`refresh`)
+and random additions of the same size (`random_additions`); before the runs of each budget the
+current version is re-selected by DELIFT at that budget, so all three start from the same first
+subset and a fraction is one of the whole update. `delift_cov` is DELIFT with the
+sentence-embedding coverage term (`selection.embedding_coverage`, weight `coverage`) and
+`delift_bal` DELIFT with a format-balanced budget (`selection.balance_clusters`, `clusters`
+k-means clusters); plain `delift` runs with both off, whatever params.yaml says, and the other
+methods too (the options are delift's only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from delift_dvc.errors import InputError
+from delift_dvc.selection.methods import METHODS
+
+__all__ = ["Run", "grid", "first_version_overrides", "against", "CONTINUAL", "COMPARE_METHODS", "OPTIONS"]
+
+# continual variants: (selection.method, selection.mode)
+CONTINUAL = {"flcg": ("delift", "incremental"), "refresh": ("delift", "refresh"),
+             "random_additions": ("random", "incremental")}
+COMPARE_METHODS = (*METHODS, "delift_cov", "delift_bal")  # delift + embedding coverage / balanced budget
+DEFAULT_COVERAGE = 0.25
+DEFAULT_CLUSTERS = 12
+# the delift options a compare method turns on: method -> (params key under selection, CLI flag)
+OPTIONS = {"delift_cov": ("embedding_coverage", "--embedding-coverage"),
+           "delift_bal": ("balance_clusters", "--balance-clusters")}
+BASELINES = ("full", "random", "random_additions")  # compared against, never compared
+
+
+@dataclass(frozen=True)
+class Run:
+    """One experiment of the grid."""
+
+    method: str
+    budget: float | int
+    seed: int
+    update: str | None = None  # data.train of the update (continual comparison)
+    coverage: float = DEFAULT_COVERAGE  # selection.embedding_coverage of delift_cov runs
+    clusters: int = DEFAULT_CLUSTERS  # selection.balance_clusters of delift_bal runs
+
+    def overrides(self) -> list[str]:
+        """`dvc exp run -S` arguments of this run."""
+        common = [f"selection.budget={self.budget}", f"selection.seed={self.seed}", f"finetune.seed={self.seed}"]
+        if self.update is not None:
+            method, mode = CONTINUAL[self.method]
+            off = [] if method == "delift" else ["selection.embedding_coverage=0", "selection.balance_clusters=0"]
+            return [f"data.train={self.update}", f"selection.method={method}", f"selection.mode={mode}", *common,
+                    *off]
+        if self.method in ("delift", *OPTIONS):
+            weight = self.coverage if self.method == "delift_cov" else 0.0
+            clusters = self.clusters if self.method == "delift_bal" else 0
+            return ["selection.method=delift", *common, "selection.mode=refresh",
+                    f"selection.embedding_coverage={weight:g}", f"selection.balance_clusters={clusters}"]
+        return [f"selection.method={self.method}", *common, "selection.mode=refresh",
+                "selection.embedding_coverage=0", "selection.balance_clusters=0"]
+
+    def option(self) -> float | int | None:
+        """The value of the delift option this run's method turns on (None for other methods)."""
+        return {"delift_cov": self.coverage, "delift_bal": self.clusters}.get(self.method)
+
+    def key(self) -> tuple[str, str, str]:
+        return self.method, str(self.budget), str(self.seed)
+
+
+def grid(methods: Sequence[str], budgets: Sequence[float | int], seeds: Sequence[int],
+         update: str | None = None, coverage: float = DEFAULT_COVERAGE,
+         clusters: int = DEFAULT_CLUSTERS) -> list[Run]:
+    """The runs: every method once per budget and seed (`full` at budget 1.0); with `update`,
+    the three continual variants per budget and seed instead, grouped by budget. `coverage`: the embedding
+    coverage weight of `delift_cov` runs; `clusters`: the balance clusters of `delift_bal` runs."""
+    if not budgets or not seeds:
+        raise InputError("--budgets and --seeds: need at least one value each")
+    if update is not None:
+        return [Run(m, b, s, update) for b in budgets for m in CONTINUAL for s in seeds]
+    unknown = [m for m in methods if m not in COMPARE_METHODS]
+    if unknown:
+        raise InputError(f"--methods: unknown method {unknown[0]!r} (known: {', '.join(COMPARE_METHODS)})")
+    if "delift_cov" in methods and not (coverage > 0 and coverage < float("inf")):
+        raise InputError(f"--embedding-coverage {coverage!r}: expected a number > 0")
+    if "delift_bal" in methods and not (isinstance(clusters, int) and clusters >= 2):
+        raise InputError(f"--balance-clusters {clusters!r}: expected a whole number >= 2")
+    runs = []
+    for method in methods:
+        for budget in ([1.0] if method == "full" else budgets):
+            runs.extend(Run(method, budget, seed, coverage=coverage, clusters=clusters) for seed in seeds)
+    return runs
+
+
+def against(method: str) -> list[str]:
+    """The methods `method` is compared with, on the same budget except `full`: random (random
+    additions in a continual comparison) and full; delift_cov / delift_bal also against delift,
+    flcg also against refresh. [] for a baseline."""
+    if method in BASELINES:
+        return []
+    names = ["random_additions" if method in CONTINUAL else "random", "full"]
+    if method in OPTIONS:  # the option against the plain method it changes
+        names.append("delift")
+    if method == "flcg":  # continuation against re-selecting from scratch
+        names.append("refresh")
+    return names
+
+
+def first_version_overrides(train: str, budget: float | int) -> list[str]:
+    """`dvc exp run -S` arguments that re-select the project's current version (data.train =
+    `train`, the first version of a continual comparison) with DELIFT at `budget`: every
+    continual run at that budget then starts from the same subset, so its size is the budget of
+    the whole update. The delift options (coverage, balance) are the project's, as in the runs."""
+    return [f"data.train={train}", f"selection.budget={budget}", "selection.method=delift",
+            "selection.mode=refresh"]
