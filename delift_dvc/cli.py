@@ -13,14 +13,7 @@ import sys
 import click
 
 from delift_dvc.errors import DeliftError, InputError
-from delift_dvc.executors import EXECUTORS
 from delift_dvc.selection.budget import BudgetError, check_budget
-from delift_dvc.selection.scaling import SCALINGS
-from delift_dvc.selection.methods import METHODS
-from delift_dvc.kernels import PAIR_MODES
-from delift_dvc.utility.layout import OVERFLOWS
-from delift_dvc.utility.models import DEVICES, DTYPES
-from delift_dvc.utility.surrogate import STRATEGIES
 
 PARAMS_HELP = "params.yaml of the DVC project (file mode: defaults for every option)."
 
@@ -46,60 +39,41 @@ class BudgetType(click.ParamType):
 
 BUDGET = BudgetType()
 
-# file-mode options: (click option, params section, params key)
-FILE_OPTIONS = [
-    (click.option("--store", help="Store directory (default: params.yaml's, else 'store')."), None, "store"),
-    (click.option("--model", help="'embedded' (SmolLM2-135M-Instruct), a model folder or .gguf file."),
-     "scoring", "model"),
-    (click.option("--dtype", type=click.Choice(DTYPES)), "scoring", "dtype"),
-    (click.option("--device", type=click.Choice(DEVICES)), "scoring", "device"),
-    (click.option("--max-length", type=int, help="Tokens per scored sequence."), "scoring", "max_length"),
-    (click.option("--batch-tokens", type=int, help="Padded tokens per forward batch."), "scoring", "batch_tokens"),
-    (click.option("--overflow", type=click.Choice(OVERFLOWS),
-                  help="A response longer than --max-length: error, or truncate it."), "scoring", "overflow"),
-    (click.option("--segment-pairs", type=int, help="Values per stored segment (a block of work)."),
-     "scoring", "segment_pairs"),
-    (click.option("--threads", type=int, help="Torch threads per scoring process."), "scoring", "threads"),
-    (click.option("--executor", type=click.Choice(list(EXECUTORS)), help="Where blocks are scored."),
-     "scoring", "executor"),
-    (click.option("--workers", type=int, help="Ray actors (with --executor ray)."), "scoring", "workers"),
-    (click.option("--ray-address", help="Ray cluster to join (auto, ray://host:port)."), "scoring", "ray_address"),
-    (click.option("--pairs", type=click.Choice(PAIR_MODES),
-                  help="dense: every pair; knn: each target with its --k nearest examples."), "utility", "pairs"),
-    (click.option("--k", type=int, help="Candidates per target in the kernel (knn, surrogate)."), "utility", "k"),
-    (click.option("--lm-pairs", type=int, help="Surrogate: LM-measured pairs per target."), "utility", "lm_pairs"),
-    (click.option("--strategy", type=click.Choice(STRATEGIES), help="Surrogate: which pairs the LM measures."),
-     "utility", "strategy"),
-    (click.option("--rounds", type=int, help="Surrogate: measure-then-refit rounds."), "utility", "rounds"),
-    (click.option("--method", type=click.Choice(METHODS)), "selection", "method"),
-    (click.option("--budget", type=BUDGET, help="Fraction of the ground set (0.3) or a count (30)."),
-     "selection", "budget"),
-    (click.option("--eta", type=float, help="FLMI magnification eta."), "selection", "eta"),
-    (click.option("--nu", type=float, help="FLCG privacy hardness nu."), "selection", "nu"),
-    (click.option("--scaling", type=click.Choice(SCALINGS)), "selection", "scaling"),
-    (click.option("--seed", type=int, help="Seed of the random baseline."), "selection", "seed"),
-    (click.option("--embedding-coverage", type=float,
-                  help="delift: add this weight times the objective on sentence-embedding similarity."),
-     "selection", "embedding_coverage"),
-    (click.option("--balance-clusters", type=int,
-                  help="delift: split the budget across this many sentence-embedding clusters by size."),
-     "selection", "balance_clusters"),
-]
-SCORE_KEYS = {"store", "model", "dtype", "device", "max_length", "batch_tokens", "overflow", "segment_pairs",
+# file-mode options (delift_dvc.api.OPTION_KEYS names their params section): each option's type,
+# choices and help come from config's key metadata, so a key and its help are written once
+SCORE_KEYS = ["store", "model", "dtype", "device", "max_length", "batch_tokens", "overflow", "segment_pairs",
               "threads", "executor", "workers", "ray_address", "pairs", "k", "lm_pairs", "strategy", "rounds",
-              "budget"}
-SELECT_KEYS = {"store", "model", "dtype", "device", "max_length", "overflow", "pairs", "k", "lm_pairs", "strategy",
+              "budget"]
+SELECT_KEYS = ["store", "model", "dtype", "device", "max_length", "overflow", "pairs", "k", "lm_pairs", "strategy",
                "rounds", "method", "budget", "eta", "nu", "scaling", "seed", "embedding_coverage",
-               "balance_clusters"}
+               "balance_clusters"]
+STORE_HELP = "Store directory (default: params.yaml's, else 'store')."
+# how a key's annotation reads on the command line (threads: a count; budget: the budget rule)
+CLICK_TYPES = {"int": int, "float": float, "str": str, "str | None": str, "int | str": int, "float | int": BUDGET}
+PARAMS_OPTION = click.option("--params", "params_path", default="params.yaml", show_default=True, help=PARAMS_HELP)
 
 
-def file_options(keys: set[str]):
-    """Decorator adding the file-mode options named in `keys`, plus --target-set/--existing."""
+def key_option(name: str):
+    """The click option of a file-mode option (`budget` -> --budget, from selection.budget's
+    metadata: type, choices and help)."""
+    from delift_dvc.api import OPTION_KEYS
+    from delift_dvc.config import key_field, option_name
+
+    section = OPTION_KEYS[name]
+    f = key_field(section, name)
+    allowed = getattr(f.metadata.get("check"), "allowed", None)
+    kind = click.Choice(list(allowed)) if allowed else CLICK_TYPES[str(f.type)]
+    help_text = STORE_HELP if section is None else f.metadata["help"]
+    return click.option(option_name(name), name, type=kind, help=help_text)
+
+
+def file_options(keys: list[str]):
+    """Decorator adding the file-mode options of `keys`, plus --target-set/--existing/--params."""
     def wrap(func):
-        options = [o for o, _, key in FILE_OPTIONS if key in keys] + [
+        options = [key_option(key) for key in keys] + [
             click.option("--target-set", type=click.Path(), help="Task-specific: target-set samples (FLMI)."),
             click.option("--existing", type=click.Path(), help="Continual: samples already used (FLCG)."),
-            click.option("--params", "params_path", default="params.yaml", show_default=True, help=PARAMS_HELP),
+            PARAMS_OPTION,
         ]
         for option in reversed(options):
             func = option(func)
@@ -110,22 +84,9 @@ def file_options(keys: set[str]):
 
 def _file_params(params_path: str, options: dict):
     """Params for file mode: params.yaml when present (else the defaults), with the options."""
-    from pathlib import Path
+    from delift_dvc.api import options_params
 
-    from delift_dvc.config import Params, check_params, load_params, override
-
-    params = load_params(params_path) if Path(params_path).is_file() else Params()
-    for _, section, key in FILE_OPTIONS:
-        value = options.get(key)
-        if value is None:
-            continue
-        if section is None:
-            from dataclasses import replace
-
-            params = replace(params, **{key: value})
-        else:
-            params = override(params, section, **{key: value})
-    return check_params(params, "options")
+    return options_params(options, params_path)
 
 
 def _refuse_in_stage_mode(command: str, options: dict, extra: dict) -> None:
@@ -144,7 +105,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--params", "params_path", default="params.yaml", show_default=True, help=PARAMS_HELP)
+@PARAMS_OPTION
 def ingest(params_path: str) -> None:
     """Validate data.train, de-duplicate it and write data/prepared (DVC stage `ingest`).
 
@@ -217,7 +178,7 @@ def select(data, params_path, target_set, existing, out, summary, **options) -> 
 
 
 @cli.command()
-@click.option("--params", "params_path", default="params.yaml", show_default=True, help=PARAMS_HELP)
+@PARAMS_OPTION
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 def finetune(params_path, quiet) -> None:
     """LoRA-tune the model on data/selected/train.jsonl (DVC stage `finetune`).
@@ -235,7 +196,7 @@ def finetune(params_path, quiet) -> None:
 
 
 @cli.command()
-@click.option("--params", "params_path", default="params.yaml", show_default=True, help=PARAMS_HELP)
+@PARAMS_OPTION
 @click.option("--initial", is_flag=True, help="Evaluate the base model alone (metrics/eval_initial.json).")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 def evaluate(params_path, initial, quiet) -> None:
@@ -268,7 +229,7 @@ def evaluate(params_path, initial, quiet) -> None:
 @click.option("--balance-clusters", "clusters", type=int, default=12, show_default=True,
               help="selection.balance_clusters of the delift_bal method (delift runs use 0).")
 @click.option("--out", default="reports", show_default=True, help="Folder for compare.csv/.md/.png.")
-@click.option("--params", "params_path", default="params.yaml", show_default=True, help=PARAMS_HELP)
+@PARAMS_OPTION
 @click.option("--dry-run", is_flag=True, help="Print the `dvc exp run` commands only.")
 @click.option("--report-only", is_flag=True, help="Rebuild table and plot from OUT/compare.csv.")
 def compare(methods, budgets, seeds, update, coverage, clusters, out, params_path, dry_run, report_only) -> None:
@@ -309,8 +270,8 @@ def _seed(value: str) -> int:
 
 
 @cli.command()
-@click.option("--store", help="Store directory (default: params.yaml's, else 'store').")
-@click.option("--params", "params_path", default="params.yaml", show_default=True, help=PARAMS_HELP)
+@click.option("--store", help=STORE_HELP)
+@PARAMS_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(store, params_path, as_json) -> None:
     """Versions, pairs stored, subset sizes.
@@ -326,8 +287,8 @@ def status(store, params_path, as_json) -> None:
 @cli.command()
 @click.argument("a")
 @click.argument("b")
-@click.option("--store", help="Store directory (default: params.yaml's, else 'store').")
-@click.option("--params", "params_path", default="params.yaml", show_default=True, help=PARAMS_HELP)
+@click.option("--store", help=STORE_HELP)
+@PARAMS_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def diff(a, b, store, params_path, as_json) -> None:
     """What changed between versions A and B (names or sequence numbers) and their subsets.
@@ -342,8 +303,8 @@ def diff(a, b, store, params_path, as_json) -> None:
 
 @cli.command()
 @click.argument("query")
-@click.option("--store", help="Store directory (default: params.yaml's, else 'store').")
-@click.option("--params", "params_path", default="params.yaml", show_default=True, help=PARAMS_HELP)
+@click.option("--store", help=STORE_HELP)
+@PARAMS_OPTION
 @click.option("--csv", "as_csv", is_flag=True, help="CSV output instead of a table.")
 def sql(query, store, params_path, as_csv) -> None:
     """Run a SQL query on the store's DuckDB catalog (views: samples, versions,

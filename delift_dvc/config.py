@@ -27,7 +27,8 @@ from delift_dvc.utility.layout import LAYOUTS, NO_EXAMPLE_TEMPLATE, ONE_EXAMPLE_
 from delift_dvc.utility.models import DEVICES, DTYPES
 from delift_dvc.utility.surrogate import STRATEGIES
 
-__all__ = ["Params", "load_params", "check_params", "named_as_params", "option_name", "DataParams", "ScoringParams", "UtilityParams", "SelectionParams", "FinetuneParams",
+__all__ = ["Params", "load_params", "check_params", "named_as_params", "option_name", "key_field", "DataParams",
+           "ScoringParams", "UtilityParams", "SelectionParams", "FinetuneParams",
            "EvaluateParams"]
 
 Check = Callable[[Any, str], Any]
@@ -136,8 +137,19 @@ def optional_model(value: Any, key: str) -> str | None:
     return None if value is None else text(value, key)
 
 
-def _key(default: Any, check: Check):
-    return field(default=default, metadata={"check": check})
+def _key(default: Any, check: Check, help: str | None = None):
+    """A params key: its default, its check, and (for keys the CLI offers) its one-line help."""
+    return field(default=default, metadata={"check": check, "help": help})
+
+
+def key_field(section: str | None, key: str):
+    """The dataclass field of `section.key` (section None: a top-level key such as `store`)."""
+    if section is None:
+        return next(f for f in fields(Params) if f.name == key)
+    for f in fields(SECTIONS[section]):
+        if f.name == key:
+            return f
+    raise KeyError(f"{section}.{key}")
 
 
 def allowed_values(section: str, key: str) -> tuple[str, ...] | None:
@@ -163,44 +175,47 @@ class DataParams:
 
 @dataclass(frozen=True)
 class ScoringParams:
-    model: str = _key("embedded", model)
-    dtype: str = _key("auto", choice(DTYPES))
-    device: str = _key("auto", choice(DEVICES))
-    max_length: int = _key(2048, integer(8))
-    batch_tokens: int = _key(8192, integer(1))
-    overflow: str = _key("error", choice(OVERFLOWS))
-    segment_pairs: int = _key(2048, integer(1))  # values per stored segment (a block of work)
-    threads: int | str = _key("auto", threads)  # torch threads per scoring process
-    executor: str = _key("local", choice(tuple(EXECUTORS)))
-    workers: int = _key(2, integer(1))  # Ray actors
-    ray_address: str | None = _key(None, optional_path)  # None: private local Ray; auto / ray://...
+    model: str = _key("embedded", model, "'embedded' (SmolLM2-135M-Instruct), a model folder or .gguf file.")
+    dtype: str = _key("auto", choice(DTYPES), "Scoring dtype (auto: bfloat16 where supported, else float32).")
+    device: str = _key("auto", choice(DEVICES), "Scoring device (auto: cuda when present, else cpu).")
+    max_length: int = _key(2048, integer(8), "Tokens per scored sequence.")
+    batch_tokens: int = _key(8192, integer(1), "Padded tokens per forward batch.")
+    overflow: str = _key("error", choice(OVERFLOWS), "A response longer than --max-length: error, or truncate it.")
+    segment_pairs: int = _key(2048, integer(1), "Values per stored segment (a block of work).")
+    threads: int | str = _key("auto", threads, "Torch threads per scoring process.")
+    executor: str = _key("local", choice(tuple(EXECUTORS)), "Where blocks are scored.")
+    workers: int = _key(2, integer(1), "Ray actors (with --executor ray).")  # Ray actors
+    ray_address: str | None = _key(None, optional_path, "Ray cluster to join (auto, ray://host:port).")
     template: str = _key(NO_EXAMPLE_TEMPLATE, text)
     example_template: str = _key(ONE_EXAMPLE_TEMPLATE, text)
 
 
 @dataclass(frozen=True)
 class UtilityParams:
-    pairs: str = _key("dense", choice(PAIR_MODES))  # dense | knn | surrogate
-    k: int = _key(32, integer(1))  # candidates per target in the kernel (knn: all LM-scored)
-    lm_pairs: int = _key(8, integer(1))  # surrogate: LM-measured pairs per target (d0 not counted)
-    strategy: str = _key("active", choice(STRATEGIES))  # surrogate: which pairs the LM measures
-    rounds: int = _key(3, integer(1))  # surrogate: measure-fit rounds (active)
+    pairs: str = _key("dense", choice(PAIR_MODES), "dense: every pair; knn: each target with its --k nearest "
+                      "examples; surrogate: LM pairs + a learned surrogate.")
+    k: int = _key(32, integer(1), "Candidates per target in the kernel (knn, surrogate).")
+    lm_pairs: int = _key(8, integer(1), "Surrogate: LM-measured pairs per target (d0 not counted).")
+    strategy: str = _key("active", choice(STRATEGIES), "Surrogate: which pairs the LM measures.")
+    rounds: int = _key(3, integer(1), "Surrogate: measure-then-refit rounds (active).")
     trees: int = _key(300, integer(1))  # surrogate: LightGBM boosting rounds
     seed: int = _key(0, integer(0))  # surrogate: random pairs, projection and LightGBM seed
 
 
 @dataclass(frozen=True)
 class SelectionParams:
-    method: str = _key("delift", choice(METHODS))
+    method: str = _key("delift", choice(METHODS), "Selection method.")
     mode: str = _key("incremental", choice(MODES))
-    budget: float | int = _key(0.3, budget)
-    eta: float = _key(1.0, number(0.0))
-    nu: float = _key(1.0, number(0.0))
-    scaling: str = _key("joint", choice(SCALINGS))
+    budget: float | int = _key(0.3, budget, "Fraction of the ground set (0.3) or a count (30).")
+    eta: float = _key(1.0, number(0.0), "FLMI magnification eta.")
+    nu: float = _key(1.0, number(0.0), "FLCG privacy hardness nu.")
+    scaling: str = _key("joint", choice(SCALINGS), "Kernel min-max scaling: joint or separate.")
     stop_at_zero_gain: bool = _key(False, boolean)
-    seed: int = _key(0, integer(0))
-    embedding_coverage: float = _key(0.0, number(0.0))  # delift: + w * the same objective on MiniLM cosine
-    balance_clusters: int = _key(0, integer(0))  # delift: budget split across k MiniLM k-means clusters
+    seed: int = _key(0, integer(0), "Seed of the random baseline.")
+    embedding_coverage: float = _key(0.0, number(0.0), "delift: add this weight times the objective on "
+                                     "sentence-embedding similarity.")
+    balance_clusters: int = _key(0, integer(0), "delift: split the budget across this many sentence-embedding "
+                                 "clusters by size.")
 
 
 @dataclass(frozen=True)

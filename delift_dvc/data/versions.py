@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from delift_dvc.hashing import members_hash
 
-def members_hash(ids: Iterable[str]) -> str:
-    """First 16 hex digits of sha256 over the sorted ids joined by newlines."""
-    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:16]
+__all__ = ["members_hash", "version_name", "diff_ids", "VersionDiff"]
 
 
 def _git(args: list[str], cwd: Path) -> str | None:

@@ -16,7 +16,6 @@ stored exactly once. DuckDB runs in memory only; the store holds Parquet files a
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ import pyarrow.parquet as pq
 
 from delift_dvc.atomic import remove_temp_files
 from delift_dvc.errors import InputError
+from delift_dvc.hashing import members_hash
 from delift_dvc.store.lock import WriteLock
 from delift_dvc.store.segments import (CONTENT_ADDRESSED, SCHEMAS, check_ids, check_scorer,
                                        check_values, connect_memory, list_segments, quote,
@@ -326,15 +326,15 @@ class Store:
         members = sorted(set(arr.to_pylist()))
         if not members:
             raise InputError(f"version {name!r}: no member samples")
-        members_hash = hashlib.sha256("\n".join(members).encode()).hexdigest()[:16]
+        digest = members_hash(members)
         latest = self.latest_version()
-        if latest is not None and latest.members_hash == members_hash:
+        if latest is not None and latest.members_hash == digest:
             return latest
         seq, n = (latest.seq if latest else 0) + 1, len(members)
         table = pa.table({"version": [name] * n, "seq": pa.array(np.full(n, seq, dtype=np.int64)),
-                          "members_hash": [members_hash] * n, "id": members})
+                          "members_hash": [digest] * n, "id": members})
         write_segment(self.root / "versions", "versions", table, name=f"{seq:06d}.parquet")
-        return VersionInfo(name, seq, n, members_hash)
+        return VersionInfo(name, seq, n, digest)
 
     def versions(self) -> list[VersionInfo]:
         """Every recorded version, ascending seq."""
