@@ -281,7 +281,12 @@ def _submodlib_picks(submodlib, k, budget, objective, kw):
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # submodlib's own scipy import
 @pytest.mark.parametrize("objective", OBJECTIVES)
 def test_matches_submodlib_lazy_greedy(objective):
-    submodlib = pytest.importorskip("submodlib")
+    import importlib.util
+
+    from tests.conftest import require
+
+    require(importlib.util.find_spec("submodlib") is not None, "submodlib-py is not installed (the test extra)")
+    import submodlib
     rng = np.random.default_rng(7)
     for n, budget in ((30, 10), (80, 25), (150, 40)):
         k = rng.random((n, n)).astype(np.float32).astype(np.float64)

@@ -32,12 +32,10 @@ def test_same_plan_same_blocks_and_stored_blocks_are_skipped():
     assert full.blocks == again.blocks
     # the first two pair blocks were written: a rerun plans exactly the others, with the same ids
     written = {(tt, ee) for b in full.blocks[1:3] for tt, ee in zip(b.targets, b.examples)}
-    position = {i: k for k, i in enumerate(IDS)}
     missing = np.array([(IDS[a], IDS[b]) not in written for a, b in zip(t, e)])
     resumed = plan_blocks(FP, IDS, np.zeros(7, bool), IDS, IDS, (t, e), missing, 10)
     assert [b.id for b in resumed.blocks] == [b.id for b in full.blocks[3:]]
     assert resumed.missing_pairs == 49 - len(written) and resumed.wanted_pairs == 49
-    assert position  # ids are plain strings: the plan needs no scorer or store
     other = plan_blocks("e" * 64, IDS, np.ones(7, bool), IDS, IDS, (t, e), np.ones(49, bool), 10)
     assert {b.id for b in other.blocks}.isdisjoint(b.id for b in full.blocks)  # keyed by scorer
 
