@@ -63,20 +63,7 @@ def score_missing(
     reporter = reporter or Reporter("score", quiet=True)
     executor = executor or LocalExecutor()
     fp = scorer.fingerprint
-    baseline_ids = list(baseline_ids)
-    missing_d0 = set(store.missing_baselines(fp, baseline_ids))
-    d0_missing = np.array([i in missing_d0 for i in baseline_ids], dtype=bool)
-    nt, ne = len(targets), len(examples)
-    if candidates is None:
-        t_idx = np.repeat(np.arange(nt, dtype=np.int64), ne)
-        e_idx = np.tile(np.arange(ne, dtype=np.int64), nt)
-    else:
-        flat = np.unique(np.asarray(candidates[0], np.int64) * ne + np.asarray(candidates[1], np.int64))
-        t_idx, e_idx = (flat // ne, flat % ne) if ne else (flat, flat)
-    mt, me = store.missing_pairs(fp, list(targets), list(examples), candidates=(t_idx, e_idx))
-    pair_missing = np.isin(t_idx * ne + e_idx, mt * ne + me)
-    plan = plan_blocks(fp, baseline_ids, d0_missing, targets, examples, (t_idx, e_idx), pair_missing,
-                       segment_pairs)
+    plan = _missing_blocks(store, fp, list(baseline_ids), targets, examples, candidates, segment_pairs)
     counts = ScoreCounts(baselines_reused=plan.wanted_baselines - plan.missing_baselines,
                          pairs_reused=plan.wanted_pairs - plan.missing_pairs)
     total = plan.missing_baselines + plan.missing_pairs
@@ -106,6 +93,23 @@ def score_missing(
     rate = total / seconds if seconds > 0 else 0.0
     reporter.phase(f"scored {total:,} values in {seconds:.0f} s ({rate:.2f}/s)")
     return counts
+
+
+def _missing_blocks(store: Store, fp: str, baseline_ids: list[str], targets: Sequence[str],
+                    examples: Sequence[str], candidates, segment_pairs: int):
+    """The BlockPlan of what the store lacks among the d0 of `baseline_ids` and the wanted pairs."""
+    missing_d0 = set(store.missing_baselines(fp, baseline_ids))
+    d0_missing = np.array([i in missing_d0 for i in baseline_ids], dtype=bool)
+    nt, ne = len(targets), len(examples)
+    if candidates is None:
+        t_idx = np.repeat(np.arange(nt, dtype=np.int64), ne)
+        e_idx = np.tile(np.arange(ne, dtype=np.int64), nt)
+    else:
+        flat = np.unique(np.asarray(candidates[0], np.int64) * ne + np.asarray(candidates[1], np.int64))
+        t_idx, e_idx = (flat // ne, flat % ne) if ne else (flat, flat)
+    mt, me = store.missing_pairs(fp, list(targets), list(examples), candidates=(t_idx, e_idx))
+    pair_missing = np.isin(t_idx * ne + e_idx, mt * ne + me)
+    return plan_blocks(fp, baseline_ids, d0_missing, targets, examples, (t_idx, e_idx), pair_missing, segment_pairs)
 
 
 def store_samples(store: Store, samples: Mapping[str, object]) -> int:

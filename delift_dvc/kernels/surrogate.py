@@ -129,10 +129,7 @@ def surrogate_kernel(ctx: PlanContext, u: SurrogateOptions, fp: str, *,
     candidates = [e_all[bounds[t]:bounds[t + 1]] for t in range(len(ground))]
     if score is not None:
         score(np.zeros(0, np.int64), np.zeros(0, np.int64))  # every target's d0 first
-    d0_ex = store.read_baselines(fp, examples)
-    if np.isnan(d0_ex[g_cols]).any():
-        raise InputError(f"{store.root}: {int(np.isnan(d0_ex[g_cols]).sum())} d0 values are not scored "
-                         "yet for this scorer (run `delift-dvc score` first)")
+    d0_ex = _examples_d0(store, fp, examples, g_cols)
     context = _context_pairs(store, fp, ground, examples, position, d0_ex)
     measured = [np.zeros(0, np.int64) for _ in ground]
     scores = None
@@ -165,6 +162,15 @@ def surrogate_kernel(ctx: PlanContext, u: SurrogateOptions, fp: str, *,
                "surrogate_r2": _round(surrogate.r2), "surrogate_heldout_pairs": surrogate.n_heldout,
                "surrogate": surrogate.fingerprint, "rounds": len(sizes), "strategy": u.strategy}
     return SurrogateRun(kernel, metrics, surrogate.fingerprint)
+
+
+def _examples_d0(store: Store, fp: str, examples, g_cols: np.ndarray) -> np.ndarray:
+    """d0 [|examples|] (NaN where not stored); an InputError when a ground target's is missing."""
+    d0_ex = store.read_baselines(fp, examples)
+    if np.isnan(d0_ex[g_cols]).any():
+        raise InputError(f"{store.root}: {int(np.isnan(d0_ex[g_cols]).sum())} d0 values are not scored "
+                         "yet for this scorer (run `delift-dvc score` first)")
+    return d0_ex
 
 
 def _round(value: float) -> float | None:

@@ -106,19 +106,9 @@ def generate(
     return out
 
 
-def evaluate(
-    tokenizer: Any,
-    model: Any,
-    test: Sequence[Sample],
-    *,
-    examples: Sequence[Sample] | None = None,
-    max_new_tokens: int = 64,
-    max_length: int = 1024,
-    embedder: Any = None,
-    batch_size: int = 8,
-    templates: Templates = Templates(),
-    chat: bool = False,
-) -> dict:
+def evaluate(tokenizer: Any, model: Any, test: Sequence[Sample], *, examples: Sequence[Sample] | None = None,
+             max_new_tokens: int = 64, max_length: int = 1024, embedder: Any = None, batch_size: int = 8,
+             templates: Templates = Templates(), chat: bool = False) -> dict:
     """Metrics of `model` on `test`: nll (nats/token, token-weighted over all responses + final
     eos), rouge_l (mean F x100), cosine (mean, generation vs reference, in [-1, 1]) and
     per_sample rows. `examples`: the subset for one-shot ICL (None: no example)."""

@@ -139,7 +139,6 @@ def train_adapter(
     the adapter stays at its initialisation, which changes nothing); returns (PeftModel in
     eval mode, log dict with per-step losses in nats/token)."""
     import torch
-    from peft import LoraConfig, get_peft_model
     from tqdm import tqdm
 
     encoded = encode_samples(Layout(tokenizer, templates, config.max_length, chat=config.layout == "chat"), samples)
@@ -148,15 +147,7 @@ def train_adapter(
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         _seed_all(config.seed)
-        lora = LoraConfig(
-            r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-            target_modules=list(config.lora_targets), bias="none", task_type="CAUSAL_LM",
-        )
-        try:
-            with _quiet_peft():
-                peft_model = get_peft_model(model, lora)
-        except ValueError as exc:
-            raise ArgumentError("lora_targets", str(exc).splitlines()[0], sep=": ") from None
+        peft_model = _with_lora(model, config)
         params = [p for p in peft_model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
         peft_model.train()
@@ -200,6 +191,19 @@ def train_adapter(
         "config": asdict(config),
     }
     return peft_model, log
+
+
+def _with_lora(model: Any, config: FinetuneConfig) -> Any:
+    """`model` wrapped (in place) with fresh LoRA adapters of `config`'s rank, alpha and targets."""
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                      target_modules=list(config.lora_targets), bias="none", task_type="CAUSAL_LM")
+    try:
+        with _quiet_peft():
+            return get_peft_model(model, lora)
+    except ValueError as exc:
+        raise ArgumentError("lora_targets", str(exc).splitlines()[0], sep=": ") from None
 
 
 def save_adapter(peft_model: Any, log: dict, out_dir: str | Path) -> Path:

@@ -50,23 +50,12 @@ class Subset:
         }
 
 
-def select_submodular(
-    ids: Sequence[str],
-    kernel: np.ndarray,
-    budget: int | float,
-    *,
-    objective: str = "fl",
-    query_kernel: np.ndarray | None = None,
-    eta: float = 1.0,
-    private_kernel: np.ndarray | None = None,
-    nu: float = 1.0,
-    scaling: str = "joint",
-    stop_at_zero_gain: bool = False,
-    method: str = "delift",
-    coverage: tuple[np.ndarray, np.ndarray | None] | None = None,
-    coverage_weight: float = 0.0,
-    balance: Sequence[int] | None = None,
-) -> Subset:
+def select_submodular(ids: Sequence[str], kernel: np.ndarray, budget: int | float, *, objective: str = "fl",
+                      query_kernel: np.ndarray | None = None, eta: float = 1.0,
+                      private_kernel: np.ndarray | None = None, nu: float = 1.0, scaling: str = "joint",
+                      stop_at_zero_gain: bool = False, method: str = "delift",
+                      coverage: tuple[np.ndarray, np.ndarray | None] | None = None, coverage_weight: float = 0.0,
+                      balance: Sequence[int] | None = None) -> Subset:
     """Greedy subset of `ids` (the ground set; kernel [n, n], rows targets, columns candidates,
     both in the order of `ids`). query_kernel [n, |Q|] for flmi, private_kernel [n, |P|] for
     flcg; raw values, scaled here by `scaling`. Dense kernels may mark an unscored entry with
@@ -98,49 +87,37 @@ def select_submodular(
     scaled = _scaled_blocks(kernel, extra, order, scaling)
     weight = _coverage_weight(coverage_weight)
     if weight > 0:
-        if coverage is None:
-            raise ValueError("coverage_weight > 0 needs a coverage kernel")
-        cover_kernel, cover_extra = coverage
-        if cover_kernel.shape != kernel.shape or (extra is not None and (
-                cover_extra is None or cover_extra.shape != extra.shape)):
-            raise ValueError("the coverage blocks do not match the kernel blocks")
-        if isinstance(cover_kernel, SparseKernel) != isinstance(kernel, SparseKernel):
-            raise ValueError("the coverage kernel must be sparse exactly when the kernel is")
-        covered = _scaled_blocks(cover_kernel, cover_extra if extra is not None else None, order, scaling)
-        scaled = [_stack(a, b, weight) for a, b in zip(scaled, covered)]
+        scaled = _with_coverage(scaled, kernel, extra, coverage, weight, order, scaling)
     n_pick = _budget(budget, n)
     partition = None
     if balance is not None:
         labels = check_parts(balance, n)[order]
         partition = (labels, quotas(labels, n_pick))
-    result = maximize(
-        scaled[0],
-        n_pick,
-        objective=objective,
-        query_kernel=scaled[1] if objective == "flmi" else None,
-        eta=eta,
-        private_kernel=scaled[1] if objective == "flcg" else None,
-        nu=nu,
-        stop_at_zero_gain=stop_at_zero_gain,
-        partition=partition,
-    )
+    result = maximize(scaled[0], n_pick, objective=objective, query_kernel=scaled[1] if objective == "flmi" else None,
+                      eta=eta, private_kernel=scaled[1] if objective == "flcg" else None, nu=nu,
+                      stop_at_zero_gain=stop_at_zero_gain, partition=partition)
     params = {"budget": budget, "scaling": scaling, "stop_at_zero_gain": stop_at_zero_gain}
     if weight > 0:
         params["embedding_coverage"] = weight
     if partition is not None:
         params["balance_parts"] = int(np.count_nonzero(np.bincount(partition[0])))
-    if objective == "flmi":
-        params["eta"] = eta
-    if objective == "flcg":
-        params["nu"] = nu
-    return Subset(
-        [sorted_ids[k] for k in result.indices.tolist()],
-        [float(g) for g in result.gains],
-        float(result.objective),
-        method,
-        objective,
-        params,
-    )
+    params.update({"flmi": {"eta": eta}, "flcg": {"nu": nu}}.get(objective, {}))
+    return Subset([sorted_ids[k] for k in result.indices.tolist()], [float(g) for g in result.gains],
+                  float(result.objective), method, objective, params)
+
+
+def _with_coverage(scaled: list, kernel, extra, coverage, weight: float, order: np.ndarray, scaling: str) -> list:
+    """The scaled blocks with the scaled coverage blocks, times `weight`, stacked below them."""
+    if coverage is None:
+        raise ValueError("coverage_weight > 0 needs a coverage kernel")
+    cover_kernel, cover_extra = coverage
+    if cover_kernel.shape != kernel.shape or (extra is not None and (
+            cover_extra is None or cover_extra.shape != extra.shape)):
+        raise ValueError("the coverage blocks do not match the kernel blocks")
+    if isinstance(cover_kernel, SparseKernel) != isinstance(kernel, SparseKernel):
+        raise ValueError("the coverage kernel must be sparse exactly when the kernel is")
+    covered = _scaled_blocks(cover_kernel, cover_extra if extra is not None else None, order, scaling)
+    return [_stack(a, b, weight) for a, b in zip(scaled, covered)]
 
 
 def _scaled_blocks(kernel, extra, order: np.ndarray, scaling: str) -> list:

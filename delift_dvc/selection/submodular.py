@@ -22,7 +22,6 @@ the canonical gain.  They are never reported; they keep fresh evaluations near o
 
 from __future__ import annotations
 
-import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ import numpy as np
 
 from delift_dvc.selection.balance import Partition
 from delift_dvc.selection.budget import resolve_budget
-from delift_dvc.selection.objectives import OBJECTIVES, check_factor, check_objective
+from delift_dvc.selection.objectives import OBJECTIVES, dense_blocks
 
 __all__ = ["OBJECTIVES", "SelectionResult", "evaluate", "evaluate_dense", "maximize", "maximize_dense",
            "resolve_budget"]
@@ -62,43 +61,6 @@ class SelectionResult:
     indices: np.ndarray
     gains: np.ndarray
     objective: float
-
-
-def _as_kernel(x: object, name: str, n_rows: int | None = None) -> np.ndarray:
-    """2-D float32/float64 view of ``x`` (copied only for other dtypes); rejects NaN/inf."""
-    k = np.asarray(x)
-    if k.ndim != 2 or k.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must be a 2-D numeric array, got shape {k.shape} dtype {k.dtype}")
-    if n_rows is not None and k.shape[0] != n_rows:
-        raise ValueError(f"{name} has {k.shape[0]} rows but kernel has {n_rows}")
-    if k.dtype not in (np.float32, np.float64):
-        k = k.astype(np.float64)
-    # min/max propagate NaN and need no n x n temporary (isfinite(k).all() would)
-    lo, hi = (float(k.min()), float(k.max())) if k.size else (0.0, 0.0)
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    if max(-lo, hi) * k.shape[0] > 1e300:
-        raise ValueError(f"{name} values are too large: sums over its rows would overflow")
-    return k
-
-
-def _row_max_scaled(x: object, n_t: int, name: str, factor: object, fname: str) -> np.ndarray:
-    """factor * max over the columns of ``x`` per row, float64 [n_t] (0 when x has no columns)."""
-    factor = check_factor(fname, factor)
-    k = _as_kernel(x, name, n_t)
-    return factor * (k.max(axis=1).astype(np.float64) if k.shape[1] else np.zeros(n_t))
-
-
-def _prepare(kernel, objective, query_kernel, eta, private_kernel, nu):
-    """(K, base [n_t] float64 starting ``cur``, cap [n_t] float64 or None) after validation."""
-    check_objective(objective, query_kernel, private_kernel)
-    k = _as_kernel(kernel, "kernel")
-    base, cap = np.zeros(k.shape[0]), None
-    if objective == "flmi":
-        cap = _row_max_scaled(query_kernel, k.shape[0], "query_kernel", eta, "eta")
-    elif private_kernel is not None:
-        base = _row_max_scaled(private_kernel, k.shape[0], "private_kernel", nu, "nu")
-    return k, base, cap
 
 
 def _terms(block: np.ndarray, cur: np.ndarray, cap: np.ndarray | None, out: np.ndarray) -> None:
@@ -392,7 +354,7 @@ def maximize_dense(kernel: np.ndarray, budget: int | float, objective: str = "fl
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-    k, base, cap = _prepare(kernel, objective, query_kernel, eta, private_kernel, nu)
+    k, base, cap = dense_blocks(kernel, objective, query_kernel, eta, private_kernel, nu)
     n_pick = resolve_budget(budget, k.shape[1])
     limit = Partition(partition, k.shape[1]) if partition is not None else None
     if limit is not None:
@@ -421,7 +383,7 @@ def evaluate_dense(kernel: np.ndarray, indices: np.ndarray, objective: str = "fl
              query_kernel: np.ndarray | None = None, eta: float = 1.0,
              private_kernel: np.ndarray | None = None, nu: float = 1.0) -> float:
     """f(indices) (utility units, float64) for the selected columns ``indices`` (int [k])."""
-    k, base, cap = _prepare(kernel, objective, query_kernel, eta, private_kernel, nu)
+    k, base, cap = dense_blocks(kernel, objective, query_kernel, eta, private_kernel, nu)
     idx = np.asarray(indices)
     bad = idx.size and (idx.dtype.kind not in "iu" or idx.min() < 0 or idx.max() >= k.shape[1])
     if idx.ndim != 1 or bad:
