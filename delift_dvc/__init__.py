@@ -1,7 +1,8 @@
 """delift-dvc: DELIFT data selection for LLM fine-tuning, incremental inside DVC.
 
 The package's folders follow the flow: data -> utility -> store -> selection -> quality, with
-executors beside utility, and stages and the CLI on top.
+executors beside utility, kernel sources above them, and stages, experiments, the CLI and the
+Python API (`delift_dvc.api`) on top.
 """
 
 from delift_dvc.errors import DeliftError, InputError
@@ -13,7 +14,7 @@ _LAZY = {
     "Sample": ("delift_dvc.data.samples", "Sample"),
     "load_samples": ("delift_dvc.data.samples", "load_samples"),
     "Scorer": ("delift_dvc.utility.scorer", "Scorer"),
-    "maximize": ("delift_dvc.selection.submodular", "maximize"),
+    "maximize": ("delift_dvc.selection.greedy", "maximize"),
 }
 
 

@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["PAIR_MODES", "SOURCES", "source_class"]
+__all__ = ["LM_SOURCES", "PAIR_MODES", "SOURCES", "source_class"]
 
-# kind -> "module:class" of its KernelSource
-SOURCES = {
+# kind -> "module:class" of its KernelSource; the LM-utility kinds are the values of utility.pairs
+LM_SOURCES = {
     "dense": "delift_dvc.kernels.dense:DenseSource",
     "knn": "delift_dvc.kernels.knn:KnnSource",
     "surrogate": "delift_dvc.kernels.surrogate:SurrogateSource",
-    "similarity": "delift_dvc.kernels.similarity:SimilaritySource",
 }
-PAIR_MODES = ("dense", "knn", "surrogate")  # the LM-utility kinds: utility.pairs
+SOURCES = {**LM_SOURCES, "similarity": "delift_dvc.kernels.similarity:SimilaritySource"}
+PAIR_MODES = tuple(LM_SOURCES)
 
 
 def source_class(kind: str) -> type:
