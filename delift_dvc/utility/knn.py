@@ -12,9 +12,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-# utility.pairs: every pair; each target's k nearest examples; or LM-measured pairs where
-# facility location looks plus a learned surrogate for the rest of the k nearest
-PAIR_MODES = ("dense", "knn", "surrogate")
 CHUNK_ENTRIES = 1 << 23  # similarity entries per chunk of rows (64 MB in float64)
 
 
