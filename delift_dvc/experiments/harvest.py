@@ -20,7 +20,7 @@ from delift_dvc.quality.report import VARIANTS
 from delift_dvc.stages.outputs import METRICS, PLOTS, SELECTION_RECORD
 
 __all__ = ["COLUMNS", "SAMPLE_COLUMNS", "SUBSET_COLUMNS", "VARIANTS", "METRIC_NAMES", "run_rows", "sample_rows",
-           "subset_rows", "read_rows", "append_rows"]
+           "subset_rows", "read_rows", "append_rows", "write_rows"]
 
 COLUMNS = ["method", "budget", "seed", "n_train", "variant", "nll", "rouge_l", "cosine"]
 SAMPLE_COLUMNS = ["method", "budget", "seed", "variant", "id", "nll", "rouge_l", "cosine"]
@@ -86,8 +86,13 @@ def append_rows(path: Path, rows: list[dict], columns: list[str], key_columns: i
     keys = columns[:key_columns]
     seen = {tuple(r[c] for c in keys) for r in existing}
     fresh = [r for r in rows if tuple(r[c] for c in keys) not in seen]
+    write_rows(path, existing + fresh, columns)
+
+
+def write_rows(path: Path, rows: list[dict], columns: list[str]) -> None:
+    """Replace `path` with a CSV of `rows` (whole file, atomically: never half a row)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(existing + fresh)
-    write_text(path, buffer.getvalue())  # whole file, atomically: a killed sweep never leaves half a row
+    writer.writerows(rows)
+    write_text(path, buffer.getvalue())

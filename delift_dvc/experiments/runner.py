@@ -13,16 +13,22 @@ from delift_dvc.atomic import write_bytes, write_text
 from delift_dvc.errors import DeliftError, InputError
 from delift_dvc.experiments.grid import OPTIONS, Run, first_version_overrides
 from delift_dvc.experiments.harvest import (COLUMNS, SAMPLE_COLUMNS, SUBSET_COLUMNS, append_rows, read_rows,
-                                            run_rows, sample_rows, subset_rows)
+                                            run_rows, sample_rows, subset_rows, write_rows)
 from delift_dvc.stages.outputs import METRICS
 
-__all__ = ["run_grid", "read_protocol"]
+__all__ = ["run_grid", "read_protocol", "restore_project"]
+
+
+BACKUP = ".restore"  # OUT/.restore/: params.yaml and dvc.lock as they were before the sweep
+PROJECT_FILES = ("params.yaml", "dvc.lock")
 
 
 def run_grid(runs: Sequence[Run], out: str | Path, params_path: str = "params.yaml",
              dry_run: bool = False, echo: Callable[[str], None] = print) -> None:
-    """Run each missing run with `dvc exp run` in the current DVC project and append its metrics
-    to OUT/compare.csv; params.yaml and dvc.lock are restored afterwards."""
+    """Run each missing run with `dvc exp run` in the current DVC project and harvest its rows;
+    params.yaml and dvc.lock are restored afterwards (from OUT/.restore on the next start when
+    a sweep was killed before it could). A run is done once its compare.csv row is written, the
+    last of its writes: rows a killed run left in the other tables are dropped and redone."""
     if params_path != "params.yaml":
         raise InputError(f"--params {params_path}: compare drives `dvc exp run`, which needs params.yaml")
     for required in ("dvc.yaml", "params.yaml"):
@@ -30,31 +36,77 @@ def run_grid(runs: Sequence[Run], out: str | Path, params_path: str = "params.ya
             raise InputError(f"{required}: not found (run compare in the DVC project's root)")
     from delift_dvc.config import load_params
 
+    out = Path(out)
+    restore_project(out, echo)
     params = load_params(params_path)
-    table, samples = Path(out) / "compare.csv", Path(out) / "compare_samples.csv"
-    subsets = Path(out) / "compare_subsets.csv"
+    table = out / "compare.csv"
     done = {(r["method"], r["budget"], r["seed"]) for r in read_rows(table, COLUMNS)}
     todo = [run for run in runs if run.key() not in done]
-    _check_options(read_protocol(Path(out)), Path(out) / "protocol.json", runs, done)
+    _check_options(read_protocol(out), out / "protocol.json", runs, done)
     echo(f"{len(runs)} runs, {len(runs) - len(todo)} already in {table}, {len(todo)} to run")
-    saved = {name: Path(name).read_bytes() for name in ("params.yaml", "dvc.lock") if Path(name).exists()}
+    if dry_run:
+        _run_all(todo, params, out, dry_run, echo)
+        return
+    _drop_unfinished(out, done)
+    _save_project(out)
     try:
-        first_version_budget = None
-        for k, run in enumerate(todo, start=1):
-            if run.update is not None and run.budget != first_version_budget:
-                _exp_run(first_version_overrides(params.data.train, run.budget), dry_run, echo,
-                         targets=["score"], label=f"[{k}/{len(todo)}] first version at budget {run.budget}: ")
-                first_version_budget = run.budget
-            _exp_run(run.overrides(), dry_run, echo, label=f"[{k}/{len(todo)}] ")
-            if dry_run:
-                continue
-            append_rows(table, run_rows(run, Path(params.metrics)), COLUMNS, 5)
-            append_rows(samples, sample_rows(run, Path(params.plots)), SAMPLE_COLUMNS, 5)
-            append_rows(subsets, subset_rows(run, Path(params.data.selected)), SUBSET_COLUMNS, 4)
-            _record_protocol(Path(out), Path(params.metrics), run)
+        _run_all(todo, params, out, dry_run, echo)
     finally:
-        for name, content in saved.items():
-            write_bytes(name, content)
+        restore_project(out, lambda line: None)
+
+
+def _run_all(todo: Sequence[Run], params, out: Path, dry_run: bool, echo: Callable[[str], None]) -> None:
+    first_version_budget = None
+    for k, run in enumerate(todo, start=1):
+        if run.update is not None and run.budget != first_version_budget:
+            _exp_run(first_version_overrides(params.data.train, run.budget), dry_run, echo,
+                     targets=["score"], label=f"[{k}/{len(todo)}] first version at budget {run.budget}: ")
+            first_version_budget = run.budget
+        _exp_run(run.overrides(), dry_run, echo, label=f"[{k}/{len(todo)}] ")
+        if not dry_run:
+            _harvest(run, params, out)
+
+
+def _harvest(run: Run, params, out: Path) -> None:
+    """A finished run's rows: per sample, its subset, the protocol, and last its compare.csv
+    rows, which mark the run done."""
+    rows = run_rows(run, Path(params.metrics))  # read first: a run without a test set fails here
+    append_rows(out / "compare_samples.csv", sample_rows(run, Path(params.plots)), SAMPLE_COLUMNS, 5)
+    append_rows(out / "compare_subsets.csv", subset_rows(run, Path(params.data.selected)), SUBSET_COLUMNS, 4)
+    _record_protocol(out, Path(params.metrics), run)
+    append_rows(out / "compare.csv", rows, COLUMNS, 5)
+
+
+def _drop_unfinished(out: Path, done: set) -> None:
+    """Remove the per-sample and subset rows of runs without a compare.csv row (a sweep killed
+    between a run's writes), so that their rerun writes them afresh."""
+    for name, columns in (("compare_samples.csv", SAMPLE_COLUMNS), ("compare_subsets.csv", SUBSET_COLUMNS)):
+        path = out / name
+        rows = read_rows(path, columns)
+        kept = [r for r in rows if r["method"] == "initial" or (r["method"], r["budget"], r["seed"]) in done]
+        if len(kept) != len(rows):
+            write_rows(path, kept, columns)
+
+
+def _save_project(out: Path) -> None:
+    """OUT/.restore/: a copy of params.yaml and dvc.lock, each written atomically."""
+    for name in PROJECT_FILES:
+        if Path(name).exists():
+            write_bytes(out / BACKUP / name, Path(name).read_bytes())
+
+
+def restore_project(out: Path, echo: Callable[[str], None]) -> None:
+    """Put back params.yaml and dvc.lock from OUT/.restore and remove it (nothing when absent)."""
+    folder = out / BACKUP
+    if not folder.is_dir():
+        return
+    names = [name for name in PROJECT_FILES if (folder / name).is_file()]
+    for name in names:
+        write_bytes(name, (folder / name).read_bytes())
+        (folder / name).unlink()
+    folder.rmdir()
+    if names:
+        echo(f"restored {' and '.join(names)} from {folder} (a sweep stopped before it could)")
 
 
 def _exp_run(overrides: list[str], dry_run: bool, echo: Callable[[str], None],
