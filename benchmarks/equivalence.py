@@ -9,8 +9,9 @@ project and a surrogate project on the same data, runs `dvc repro select` for ea
 embedded model, then runs the file-mode commands (FLMI with a target set, FLCG with --existing,
 delift_se, embedding coverage, cluster balance) on a copy of the demo store, and writes the sha256
 of every output file (store segments, data/selected/*, metrics/*, plots/*, dvc.lock) to OUT.json.
-`--code DIR` puts DIR first on PYTHONPATH, so `--code ../base` (a `git worktree` of the old
-commit) records the old behaviour with the same script. Git dates and identity are fixed, so the
+`--code DIR` runs a checkout of other code (a `git worktree` or `git archive` of a commit): DIR
+goes first on PYTHONPATH and the projects take its dvc.yaml, params.yaml and demo data, so
+`--code ../base` records the old behaviour with the same script. Git dates and identity are fixed, so the
 version names (git revisions) are the same in both runs. `compare` prints every file whose bytes
 differ and exits 1 if any does.
 """
@@ -30,8 +31,6 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-V1 = REPO / "data" / "raw" / "train.jsonl"
-V2 = REPO / "examples" / "demo_v2" / "train.jsonl"
 PROJECTS = {
     "dense": {},
     "knn": {"utility": {"pairs": "knn", "k": 8}},
@@ -56,16 +55,16 @@ def run(args: list, cwd: Path, env: dict) -> None:
         sys.exit(f"{' '.join(map(str, args))} failed in {cwd}:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
 
 
-def project(root: Path, sections: dict, env: dict) -> Path:
+def project(root: Path, sections: dict, env: dict, source: Path) -> Path:
     root.mkdir(parents=True)
     for name in ("dvc.yaml", ".dvcignore"):
-        shutil.copy(REPO / name, root / name)
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+        shutil.copy(source / name, root / name)
+    params = yaml.safe_load((source / "params.yaml").read_text())
     for name, values in sections.items():
         params[name].update(values)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (root / "data" / "raw").mkdir(parents=True)
-    shutil.copy(V1, root / "data" / "raw" / "train.jsonl")
+    shutil.copy(source / "data" / "raw" / "train.jsonl", root / "data" / "raw" / "train.jsonl")
     run(["git", "init", "-q", "-b", "main"], root, env)
     run(["dvc", "init", "-q"], root, env)
     run(["dvc", "config", "core.analytics", "false"], root, env)
@@ -86,17 +85,18 @@ def digests(root: Path, prefix: str) -> dict[str, str]:
 
 def record(out: Path, code: Path | None, work: Path) -> None:
     env = environment(code)
+    source = (code or REPO).resolve()
     if work.exists():
         shutil.rmtree(work)
     result, timings = {}, {}
     for name, sections in PROJECTS.items():
         start = time.perf_counter()
-        root = project(work / name, sections, env)
+        root = project(work / name, sections, env, source)
         run(["dvc", "repro", "select"], root, env)
         result.update(digests(root, f"{name}/v1"))
         run(["git", "add", "-A"], root, env)
         run(["git", "commit", "-qm", "version 1 selected"], root, env)
-        shutil.copy(V2, root / "data" / "raw" / "train.jsonl")
+        shutil.copy(source / "examples" / "demo_v2" / "train.jsonl", root / "data" / "raw" / "train.jsonl")
         run(["git", "add", "-A"], root, env)
         run(["git", "commit", "-qm", "version 2"], root, env)
         run(["dvc", "repro", "select"], root, env)

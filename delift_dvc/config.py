@@ -166,6 +166,7 @@ class DataParams:
     train: str = _key("data/raw", text)  # training pool: a file or a directory of files
     split: str = _key("train", text)  # split of a saved Hugging Face DatasetDict
     target_set: str | None = _key(None, optional_path)  # task-specific target-set samples (FLMI)
+    group_by: str | None = _key(None, optional_path)  # record field naming each sample's group (None: its file)
     test: str | None = _key(None, optional_path)  # held-out test samples (None: hold out `holdout`)
     holdout: float = _key(0.0, number(0.0, 1.0, high_open=True))  # fraction of data.train held out
     holdout_seed: int = _key(0, integer(0))  # salt of the content-hash split
@@ -204,7 +205,7 @@ class UtilityParams:
 
 @dataclass(frozen=True)
 class SelectionParams:
-    method: str = _key("delift", choice(METHODS), "Selection method.")
+    method: str = _key("delift", choice(tuple(METHODS)), "Selection method.")
     mode: str = _key("incremental", choice(MODES))
     budget: float | int = _key(0.3, budget, "Fraction of the ground set (0.3) or a count (30).")
     eta: float = _key(1.0, number(0.0), "FLMI magnification eta.")
@@ -292,6 +293,7 @@ def _section(cls, values: Any, name: str, where: str):
 # -- library arguments -> keys: libraries raise ArgumentError naming their own parameters -------
 ARGUMENT_KEYS = {
     "budget": "selection.budget",
+    "group_by": "data.group_by",
     "scaling": "selection.scaling",
     "coverage_weight": "selection.embedding_coverage",
     "overflow": "scoring.overflow",

@@ -32,7 +32,7 @@ DEFAULT_CLUSTERS = 12
 # the delift options a compare method turns on: method -> (params key under selection, CLI flag)
 OPTIONS = {"delift_cov": ("embedding_coverage", "--embedding-coverage"),
            "delift_bal": ("balance_clusters", "--balance-clusters")}
-BASELINES = ("full", "random", "random_additions")  # compared against, never compared
+BASELINES = ("full", "random", "stratified_random", "random_additions")  # compared against, never compared
 
 
 @dataclass(frozen=True)
@@ -95,12 +95,13 @@ def grid(methods: Sequence[str], budgets: Sequence[float | int], seeds: Sequence
 
 
 def against(method: str) -> list[str]:
-    """The methods `method` is compared with, on the same budget except `full`: random (random
-    additions in a continual comparison) and full; delift_cov / delift_bal also against delift,
-    flcg also against refresh. [] for a baseline."""
+    """The methods `method` is compared with, on the same budget except `full`: random and
+    stratified random (random additions in a continual comparison) and full; delift_cov /
+    delift_bal also against delift, flcg also against refresh. [] for a baseline."""
     if method in BASELINES:
         return []
-    names = ["random_additions" if method in CONTINUAL else "random", "full"]
+    names = ["random_additions"] if method in CONTINUAL else ["random", "stratified_random"]
+    names.append("full")
     if method in OPTIONS:  # the option against the plain method it changes
         names.append("delift")
     if method == "flcg":  # continuation against re-selecting from scratch

@@ -27,13 +27,15 @@ Block = np.ndarray | SparseKernel  # a kernel block [|ground|, |examples|]
 class PlanContext:
     """One plan's inputs: `samples` maps every id of the plan to a Sample (prompt, response);
     `store` is None for kernels that need none; `device` runs the sentence embedder;
-    `embeddings` [|examples|, 384], when given, are plan.examples' vectors computed elsewhere."""
+    `embeddings` [|examples|, 384], when given, are plan.examples' vectors computed elsewhere;
+    `groups` maps each ground sample to its group (None: not known)."""
 
     plan: Plan
     samples: Mapping[str, object]
     store: Store | None = None
     device: str = "auto"
     embeddings: np.ndarray | None = field(default=None, repr=False)
+    groups: Mapping[str, str] | None = None
 
     def vectors(self) -> np.ndarray:
         """Unit-norm all-MiniLM-L6-v2 vectors [|examples|, 384] of plan.examples (computed once)."""

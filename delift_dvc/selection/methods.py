@@ -23,7 +23,9 @@ from delift_dvc.selection.greedy import maximize
 from delift_dvc.selection.objectives import OBJECTIVES
 from delift_dvc.selection.sparse import SparseKernel, scale_sparse
 
-METHODS = ("delift", "delift_se", "random", "full")
+# selection.method -> the kernel it reads: the LM utility, sentence-embedding similarity, or none
+# (a method without a kernel is a baseline of selection.planning.BASELINES)
+METHODS = {"delift": "utility", "delift_se": "similarity", "random": None, "stratified_random": None, "full": None}
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from delift_dvc.selection.methods import (Subset, continual, full_set, instructi
                                           task_specific)
 from delift_dvc.selection.spec import SelectionSpec
 from delift_dvc.selection.sparse import SparseKernel
+from delift_dvc.selection.strata import stratified_random
 
 MODES = ("incremental", "refresh")  # selection.mode
 
@@ -100,18 +101,19 @@ def plan_files(data_ids: Sequence[str], extra_ids: Sequence[str], budget: int | 
 
 def run_plan(plan: Plan, spec: SelectionSpec, block: np.ndarray | SparseKernel | None, *,
              coverage_block: np.ndarray | SparseKernel | None = None,
-             balance: Sequence[int] | None = None) -> Subset:
+             balance: Sequence[int] | None = None, groups: Sequence[str] | None = None) -> Subset:
     """Select per `plan` with `spec`. block [|ground|, |examples|] (dense array or
     SparseKernel): utility (delift) or similarity (delift_se) of each ground target with each
     example; None for random/full. coverage_block: a second kernel of the same shape
     (sentence-embedding similarity) whose objective, times spec.coverage_weight, is added (see
     select_submodular). balance: a part label per ground sample (in plan.ground's order): the
     picks are split across the parts in proportion to their size (see select_submodular).
+    groups: the group of each ground sample (plan.ground's order), read by stratified_random.
     The returned subset is kept + picks, with gain 0.0 for the kept samples."""
     if plan.budget == 0 or not plan.ground:
         picks = Subset([], [], 0.0, spec.method, plan.objective, {"budget": plan.budget})
     elif spec.method in BASELINES:
-        picks = BASELINES[spec.method](plan, spec)
+        picks = BASELINES[spec.method](plan, spec, groups)
     else:
         picks = _submodular(plan, spec, block, coverage_block, balance)
     return Subset(
@@ -126,9 +128,17 @@ def run_plan(plan: Plan, spec: SelectionSpec, block: np.ndarray | SparseKernel |
 
 # methods that read no kernel: the subset of a plan from the spec alone
 BASELINES = {
-    "random": lambda plan, spec: random_subset(plan.ground, plan.budget, spec.seed),
-    "full": lambda plan, spec: full_set(plan.ground),
+    "random": lambda plan, spec, groups: random_subset(plan.ground, plan.budget, spec.seed),
+    "stratified_random": lambda plan, spec, groups: stratified_random(plan.ground, _groups(plan, groups),
+                                                                      plan.budget, spec.seed),
+    "full": lambda plan, spec, groups: full_set(plan.ground),
 }
+
+
+def _groups(plan: Plan, groups: Sequence[str] | None) -> Sequence[str]:
+    if groups is None or len(groups) != len(plan.ground):
+        raise ValueError("run_plan: stratified_random needs the group of every ground sample")
+    return groups
 
 
 def _split(plan: Plan, block) -> tuple:

@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from delift_dvc.config import Params, named_as_params
+from delift_dvc.data.groups import composition, sample_groups
 from delift_dvc.data.samples import load_samples, read_samples, write_samples
 from delift_dvc.errors import InputError
 from delift_dvc.kernels.base import PlanContext
@@ -35,13 +36,13 @@ def _load(data: str, target_set: str | None, existing: str | None, budget) -> tu
     with named_as_params(options=True):
         plan: Plan = plan_files([s.id for s in report.samples], [s.id for s in extra], budget,
                                 target_set=bool(target_set), existing=bool(existing))
-    return report, {s.id: s for s in [*report.samples, *extra]}, plan
+    return report, {s.id: s for s in [*report.samples, *extra]}, plan, sample_groups(report.samples, data)
 
 
 def score_file(params: Params, data: str, target_set: str | None = None, existing: str | None = None,
                reporter: Reporter | None = None) -> dict:
     """Score every d0 and pair the selection of DATA will read that `params.store` lacks."""
-    report, by_id, plan = _load(data, target_set, existing, params.selection.budget)
+    report, by_id, plan, _ = _load(data, target_set, existing, params.selection.budget)
     params = replace(params, selection=replace(params.selection, method="delift"))
     with Store(params.store, write=True) as store, named_as_params(options=True):
         store_samples(store, by_id)
@@ -56,18 +57,20 @@ def select_file(params: Params, data: str, out: str, summary: str | None = None,
                 target_set: str | None = None, existing: str | None = None) -> dict:
     """Select from DATA with the stored utilities (nothing is scored here) and write the subset
     as JSONL in the input's shape, plus a JSON summary with the objective and gains."""
-    report, by_id, plan = _load(data, target_set, existing, params.selection.budget)
+    report, by_id, plan, groups = _load(data, target_set, existing, params.selection.budget)
     store_root = Path(params.store)
+    device = params.scoring.device
     with named_as_params(options=True):
         if params.selection.method == "delift":
             if not store_root.is_dir():
                 raise InputError(f"{store_root}: no store here (run `delift-dvc score {data}` first)")
             with Store(store_root) as store:
-                subset, identity = select_plan(PlanContext(plan, by_id, store, params.scoring.device), params)
+                subset, identity = select_plan(PlanContext(plan, by_id, store, device, groups=groups), params)
         else:
-            subset, identity = select_plan(PlanContext(plan, by_id, None, params.scoring.device), params)
+            subset, identity = select_plan(PlanContext(plan, by_id, None, device, groups=groups), params)
     write_samples([by_id[i] for i in subset.ids], out)
     result = {**subset.summary(), "mode": plan.mode, "counts": plan.counts, "scorer": identity,
+              "composition": composition(plan.ground, subset.ids, groups),
               "data": data, "target_set": target_set, "existing": existing}
     if summary:
         write_json(summary, result)

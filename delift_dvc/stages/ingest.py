@@ -3,23 +3,28 @@ de-duplicated, sorted by id, each record in its original shape."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from delift_dvc.config import Params
+from delift_dvc.config import Params, named_as_params
+from delift_dvc.data.groups import sample_groups
 from delift_dvc.data.samples import load_samples, read_samples, write_samples
 from delift_dvc.data.split import split_pool
 from delift_dvc.errors import InputError
-from delift_dvc.stages.outputs import PREPARED_TARGETS, PREPARED_TEST, PREPARED_TRAIN
+from delift_dvc.stages.outputs import PREPARED_GROUPS, PREPARED_TARGETS, PREPARED_TEST, PREPARED_TRAIN, write_json
 
 
 def run_ingest(params: Params) -> dict:
-    """Write data.prepared/train.jsonl (the pool), test.jsonl (always; empty when there is no
-    test set) and, with data.target_set, target_set.jsonl. Without data.test a data.holdout
+    """Write data.prepared/train.jsonl (the pool), groups.json (each pool sample's group: its
+    data.group_by field, else its file), test.jsonl (always; empty when there is no test set)
+    and, with data.target_set, target_set.jsonl. Without data.test a data.holdout
     fraction of data.train, chosen by content hash, is the test set instead of pool."""
     data = params.data
     prepared = Path(data.prepared)
     report = read_samples(data.train, split=data.split)
     samples = sorted(report.samples, key=lambda s: s.id)
+    with named_as_params():
+        groups = sample_groups(samples, data.train, data.group_by)
     if data.test:
         test = sorted(load_samples(data.test), key=lambda s: s.id)
         in_test = {s.id for s in test}
@@ -32,9 +37,10 @@ def run_ingest(params: Params) -> dict:
             raise InputError(f"{data.train}: all {len(samples)} samples fall in the held-out split "
                              f"(data.holdout {data.holdout}); add samples or lower data.holdout")
     write_samples(pool, prepared / PREPARED_TRAIN)
+    write_json(prepared / PREPARED_GROUPS, {s.id: groups[s.id] for s in pool})
     write_samples(test, prepared / PREPARED_TEST)
     summary = {"n_records": report.n_records, "n_duplicates": report.n_duplicates,
-               "n_samples": len(pool), "n_test": len(test)}
+               "n_samples": len(pool), "n_test": len(test), "n_groups": len({groups[s.id] for s in pool})}
     targets_path = prepared / PREPARED_TARGETS
     if data.target_set:
         targets = load_samples(data.target_set)
@@ -53,6 +59,19 @@ def prepared_pool(params: Params) -> tuple[list, list]:
     pool = load_samples(prepared / PREPARED_TRAIN)
     targets = load_samples(prepared / PREPARED_TARGETS) if params.data.target_set else []
     return pool, targets
+
+
+def prepared_groups(params: Params, pool: list) -> dict[str, str]:
+    """id -> group of the pool from data.prepared (one group "pool" for data prepared before
+    groups were recorded)."""
+    path = Path(params.data.prepared) / PREPARED_GROUPS
+    if not path.is_file():
+        return {s.id: "pool" for s in pool}
+    groups = json.loads(path.read_text(encoding="utf-8"))
+    missing = [s.id for s in pool if s.id not in groups]
+    if missing:
+        raise InputError(f"{path}: no group for {len(missing)} pool samples (run `delift-dvc ingest` again)")
+    return groups
 
 
 def prepared_test(params: Params) -> list:

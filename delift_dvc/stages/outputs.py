@@ -14,11 +14,12 @@ from pathlib import Path
 from delift_dvc.atomic import write_json, write_text
 
 __all__ = ["write_json", "write_csv", "PREPARED_TRAIN", "PREPARED_TARGETS", "PREPARED_TEST",
-           "SELECTION_RECORD", "SELECTED_TRAIN", "METRICS", "PLOTS", "GENERATIONS"]
+           "PREPARED_GROUPS", "SELECTION_RECORD", "SELECTED_TRAIN", "METRICS", "PLOTS", "GENERATIONS"]
 
 PREPARED_TRAIN = "train.jsonl"  # data.prepared: the pool
 PREPARED_TARGETS = "target_set.jsonl"  # data.prepared: the task-specific target set
 PREPARED_TEST = "test.jsonl"  # data.prepared: the held-out test set (empty: none)
+PREPARED_GROUPS = "groups.json"  # data.prepared: the group of every pool sample
 SELECTION_RECORD = "selection.json"  # data.selected: ids, gains, counts of the subset
 SELECTED_TRAIN = "train.jsonl"  # data.selected: the subset in the input's shape
 
@@ -26,7 +27,7 @@ SELECTED_TRAIN = "train.jsonl"  # data.selected: the subset in the input's shape
 METRICS = {"score": "score.json", "select": "select.json", "finetune": "train.json",
            "evaluate": "eval.json", "evaluate_initial": "eval_initial.json"}
 # plots/: plot -> its CSV
-PLOTS = {"gains": "gains.csv", "utility_hist": "utility_hist.csv", "train_loss": "train_loss.csv",
+PLOTS = {"gains": "gains.csv", "utility_hist": "utility_hist.csv", "composition": "composition.csv", "train_loss": "train_loss.csv",
          "eval_samples": "eval_samples.csv", "eval_initial_samples": "eval_initial_samples.csv"}
 GENERATIONS = "generations.jsonl"  # metrics/: the evaluated model's answers per test sample
 

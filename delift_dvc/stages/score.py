@@ -15,7 +15,8 @@ from delift_dvc.kernels.base import PlanContext
 from delift_dvc.kernels.driver import store_samples
 from delift_dvc.selection.planning import Plan, plan_selection
 from delift_dvc.selection.methods import Subset
-from delift_dvc.stages.ingest import prepared_pool
+from delift_dvc.data.groups import composition
+from delift_dvc.stages.ingest import prepared_groups, prepared_pool
 from delift_dvc.stages.subset import score_plan, select_plan
 from delift_dvc.stages.outputs import METRICS, SELECTION_RECORD, write_json
 from delift_dvc.progress import Reporter
@@ -64,12 +65,14 @@ def _run_score(params: Params, reporter: Reporter) -> dict:
         version = store.record_version(_unique_name(store, params.data.train, ids), ids)
         reporter.phase(f"version {version.name}: {len(ids)} samples, {plan.mode} selection "
                        f"({plan.objective}) over {len(plan.ground)}")
-        ctx = PlanContext(plan, by_id, store, params.scoring.device)
+        groups = prepared_groups(params, pool)
+        ctx = PlanContext(plan, by_id, store, params.scoring.device, groups=groups)
         scored = score_plan(ctx, params, reporter)
         subset, identity = select_plan(ctx, params, scored)
         store.record_selection(version, subset.objective_name, plan.mode, subset.ids, subset.gains)
     reporter.phase(f"selected {len(subset.ids)} of {len(ids)} ({len(plan.kept)} kept)")
     record = _selection_record(plan, subset, version, identity, params)
+    record["composition"] = composition(ids, subset.ids, groups)
     if scored.metrics:
         record["surrogate"] = scored.metrics.get("surrogate")
     write_json(Path(params.data.selected) / SELECTION_RECORD, record)

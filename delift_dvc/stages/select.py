@@ -36,14 +36,18 @@ def run_select(params: Params) -> dict:
         raise InputError(f"{Path(params.data.selected) / SELECTION_RECORD}: recorded for other data "
                          "(run `delift-dvc score` again)")
     write_samples([by_id[i] for i in record["ids"]], Path(params.data.selected) / SELECTED_TRAIN)
+    parts = record.get("composition", [])
     metrics = {
         "mode": record["mode"], "method": record["method"], "objective_name": record["objective_name"],
         "n_selected": len(record["ids"]), "n_added": len(record["added"]), "n_kept": len(record["kept"]),
         "n_samples": len(pool), "objective": record["objective"], "budget": record["budget"],
+        "n_groups": len(parts), "groups_without_pick": sum(1 for p in parts if p["selected"] == 0),
     }
     write_json(Path(params.metrics) / METRICS["select"], metrics)
     plots = Path(params.plots)
     write_csv(plots / PLOTS["gains"], ["step", "gain", "cumulative"], _gain_rows(record["gains"]))
+    columns = ["group", "pool", "selected", "pool_share", "selected_share"]
+    write_csv(plots / PLOTS["composition"], columns, [[p[c] for c in columns] for p in parts])
     hist = _utility_histogram(params, record) if record["scorer"] and record["method"] == "delift" else []
     write_csv(plots / PLOTS["utility_hist"], ["uf", "pairs"], hist)
     return metrics

@@ -11,18 +11,15 @@ from delift_dvc.kernels import source_class
 from delift_dvc.kernels.base import Block, KernelSource, PlanContext, Scored
 from delift_dvc.kernels.similarity import coverage_block, embedding_parts
 from delift_dvc.progress import Reporter
-from delift_dvc.selection.methods import Subset
+from delift_dvc.selection.methods import METHODS, Subset
 from delift_dvc.selection.planning import run_plan
 from delift_dvc.selection.spec import SelectionSpec
 
 __all__ = ["kernel_source", "score_plan", "select_plan", "selection_spec"]
 
-METHOD_KERNELS = {"delift": "utility", "delift_se": "similarity", "random": None, "full": None}
-
-
 def kernel_source(params) -> KernelSource | None:
     """The KernelSource of params.selection.method (None: the method reads no kernel)."""
-    kernel = METHOD_KERNELS[params.selection.method]
+    kernel = METHODS[params.selection.method]
     if kernel is None:
         return None
     return source_class(params.utility.pairs if kernel == "utility" else kernel).from_params(params)
@@ -46,7 +43,8 @@ def select_plan(ctx: PlanContext, params, scored: Scored | None = None) -> tuple
     source = kernel_source(params)
     block, identity = (None, None) if source is None else source.read(ctx, scored)
     spec = selection_spec(params.selection)
-    return run_plan(ctx.plan, spec, block, **_delift_options(ctx, spec, block)), identity
+    groups = None if ctx.groups is None else [ctx.groups[i] for i in ctx.plan.ground]
+    return run_plan(ctx.plan, spec, block, groups=groups, **_delift_options(ctx, spec, block)), identity
 
 
 def _delift_options(ctx: PlanContext, spec: SelectionSpec, block: Block | None) -> dict:
