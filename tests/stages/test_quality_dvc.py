@@ -118,7 +118,7 @@ def test_a_test_file_removes_its_samples_from_the_pool(tmp_path):
     (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:3]))
     params = Params(data=DataParams(train=str(tmp_path / "train.jsonl"), test=str(tmp_path / "test.jsonl"),
                                     prepared=str(tmp_path / "prep")))
-    assert run_ingest(params) == {"n_records": 10, "n_duplicates": 0, "n_samples": 7, "n_test": 3}
+    assert run_ingest(params) == {"n_records": 10, "n_duplicates": 0, "n_samples": 7, "n_test": 3, "n_groups": 1}
 
 
 @pytest.mark.parametrize("text, key", [
