@@ -28,7 +28,7 @@ from delift_dvc.store import Store
 
 
 def _load(data: str, target_set: str | None, existing: str | None, budget) -> tuple:
-    """(read report, id -> Sample of data and extra set, plan)."""
+    """(read report, id -> Sample of data and extra set, plan, id -> group of the data)."""
     if target_set and existing:
         raise InputError("--target-set and --existing: give at most one of them")
     report = read_samples(data)

@@ -11,15 +11,15 @@ from pathlib import Path
 
 from delift_dvc.config import Params, named_as_params
 from delift_dvc.data import versions
+from delift_dvc.data.groups import composition
 from delift_dvc.kernels.base import PlanContext
 from delift_dvc.kernels.driver import store_samples
-from delift_dvc.selection.planning import Plan, plan_selection
-from delift_dvc.selection.methods import Subset
-from delift_dvc.data.groups import composition
-from delift_dvc.stages.ingest import prepared_groups, prepared_pool
-from delift_dvc.stages.subset import score_plan, select_plan
-from delift_dvc.stages.outputs import METRICS, SELECTION_RECORD, write_json
 from delift_dvc.progress import Reporter
+from delift_dvc.selection.methods import Subset
+from delift_dvc.selection.planning import Plan, plan_selection
+from delift_dvc.stages.ingest import prepared_groups, prepared_pool
+from delift_dvc.stages.outputs import METRICS, SELECTION_RECORD, write_json
+from delift_dvc.stages.subset import score_plan, select_plan
 from delift_dvc.store import Store
 
 
@@ -51,6 +51,7 @@ def run_score(params: Params, reporter: Reporter | None = None) -> dict:
 
 def _run_score(params: Params, reporter: Reporter) -> dict:
     pool, targets = prepared_pool(params)
+    groups = prepared_groups(params, pool)  # before anything is written
     sel = params.selection
     by_id = {s.id: s for s in [*pool, *targets]}
     ids = [s.id for s in pool]
@@ -65,7 +66,6 @@ def _run_score(params: Params, reporter: Reporter) -> dict:
         version = store.record_version(_unique_name(store, params.data.train, ids), ids)
         reporter.phase(f"version {version.name}: {len(ids)} samples, {plan.mode} selection "
                        f"({plan.objective}) over {len(plan.ground)}")
-        groups = prepared_groups(params, pool)
         ctx = PlanContext(plan, by_id, store, params.scoring.device, groups=groups)
         scored = score_plan(ctx, params, reporter)
         subset, identity = select_plan(ctx, params, scored)
