@@ -25,14 +25,17 @@ def stratified_random(ids: Sequence[str], groups: Sequence[str], budget: int | f
     if len(groups) != len(ids):
         raise ValueError(f"groups has {len(groups)} labels for {len(ids)} ids")
     pool = sorted(zip(ids, groups))
-    names = sorted({g for _, g in pool})
-    labels = np.array([names.index(g) for _, g in pool], dtype=np.int64)
+    members: dict[str, list[str]] = {}
+    for i, g in pool:  # ids in sorted order inside each group
+        members.setdefault(g, []).append(i)
+    names = sorted(members)
+    label = {name: k for k, name in enumerate(names)}
+    labels = np.array([label[g] for _, g in pool], dtype=np.int64)
     k = resolve_budget(budget, len(pool)) if pool else 0
     quota = quotas(labels, k) if pool else np.zeros(0, np.int64)
     rng = random.Random(seed)
     picked: list[str] = []
-    for label, name in enumerate(names):
-        members = [i for i, g in pool if g == name]
-        picked += rng.sample(members, int(quota[label]))
+    for name in names:
+        picked += rng.sample(members[name], int(quota[label[name]]))
     return Subset(picked, [0.0] * len(picked), 0.0, "stratified_random", "none",
                   {"budget": budget, "seed": seed, "groups": len(names)})
