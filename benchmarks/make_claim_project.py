@@ -10,7 +10,14 @@ the paper's single-template P3 setting, p3_t0/cnn_dailymail_3_0_0_sum_in_brief (
 --pool usable rows, test = its last --test rows, disjoint). `--task mixture`: the first
 --pool-per-template rows of 12 P3 templates (p3 and p3_t0), test = rows 150.. of each; with --continual the
 pool is the first 6 templates' rows (version 1) and data/update/v2.jsonl holds all 12 (version 2,
-for `delift-dvc compare --update data/update/v2.jsonl`). The project
+for `delift-dvc compare --update data/update/v2.jsonl`). `--task pool`: a pool of the 12 mixture
+templates with the defects of real data, --pool-kind p0 (clean, --pool-per-template rows of each),
+p1 (Zipf sizes: the template at rank r of a --pool-seed shuffle gets max(3, round(--zipf-head / r))
+rows), p2 (redundant: sibling templates' rows at the row numbers of pool rows, and near-duplicates
+of 15 % of the rows), p3 (noisy: 25 % of the rows of 6 templates get a wrong label or another row's
+response) or realistic (all three), rows < 150; test = --test-per-template clean rows 150.. of each
+template (disjoint from the pool, also through siblings); every record has `template` (the group:
+data.group_by) and `defect`, and <dir>/pool_manifest.json counts the defects per template. The project
 is this repository's dvc.yaml and params.yaml with the settings below; `--store` copies an
 existing store in (the pool's utilities are content-keyed, so they are reused, not rescored).
 """
@@ -24,6 +31,7 @@ import subprocess
 from pathlib import Path
 
 import yaml
+from pools import KINDS, TEST_START, build_pool, check_disjoint, held_out_rows, manifest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -35,14 +43,32 @@ TEMPLATES = ["glue_mrpc_paraphrase", "common_gen_Given_concepts_type_1", "social
 MIXTURE = TEMPLATES + ["commonsense_qa_answer_to_question", "wiki_qa_Decide_good_answer",
                        "p3_t0/sciq_Direct_Question_Closed_Book_",
                        "p3_t0/dbpedia_14_given_a_list_of_category_what_does_the_title_belong_to"]
+# sibling templates of 4 mixture templates: row i of a sibling is row i of the mixture template in
+# another wording (same input, same answer). Checked over all 200 rows of each pair: of the words
+# specific to a row (in < 10 % of its file's rows), ~100 % recur at the same row number, ~2 % one row on
+SIBLINGS = {"glue_mrpc_paraphrase": ["p3_t0/glue_mrpc_equivalent", "p3_t0/glue_mrpc_same_thing"],
+            "gigaword_make_a_title": ["p3_t0/gigaword_in_a_nutshell"],
+            "quarel_choose_between": ["p3_t0/quarel_testing_students"],
+            "social_i_qa_Generate_answer": ["p3_t0/social_i_qa_Show_choices_and_generate_answer"]}
+REALISTIC_HEAD = 80  # --zipf-head of --pool-kind realistic: a pool of 250-350 records
 CNN = SHARED / "p3_t0" / "cnn_dailymail_3_0_0_sum_in_brief.jsonl"
-TEST_START = 150  # test rows start here, far from the pool's rows
 
 
 def usable_rows(path: Path) -> list[dict]:
     """The rows of a P3 file, those with an empty completion marked None (kept for row numbers)."""
     rows = [json.loads(line) for line in path.open(encoding="utf-8")]
     return [r if r["completion"].removesuffix("<|endoftext|>").strip() else None for r in rows]
+
+
+def template_file(name: str) -> Path:
+    """The file of a template named "folder/name" or "name" (in p3)."""
+    folder, _, name = name.rpartition("/")
+    return SHARED / (folder or "p3") / f"{name}.jsonl"
+
+
+def short_name(name: str) -> str:
+    """A template's name without its folder (its records' `template`)."""
+    return name.rpartition("/")[2]
 
 
 def p3_rows(first: int, count: int, templates: list[str] = TEMPLATES) -> list[dict]:
@@ -100,15 +126,39 @@ def mixture_task(args, root: Path, params: dict, stages: dict) -> tuple[list, li
     return pool, p3_rows(TEST_START, args.test_per_template, MIXTURE), 32
 
 
-TASKS = {"p3": p3_task, "gsm8k": gsm8k_task, "cnn": cnn_task, "mixture": mixture_task}
+def pool_task(args, root: Path, params: dict, stages: dict) -> tuple[list, list, int]:
+    """The --pool-kind pool of the 12 mixture templates (pools.py), the balanced clean test set,
+    <dir>/pool_manifest.json; the sample's group is its `template`."""
+    names = MIXTURE + [s for sibs in SIBLINGS.values() for s in sibs]
+    sources = {short_name(n): usable_rows(template_file(n)) for n in names}
+    templates = [short_name(n) for n in MIXTURE]
+    siblings = {short_name(b): [short_name(s) for s in sibs] for b, sibs in SIBLINGS.items()}
+    head = args.zipf_head or (REALISTIC_HEAD if args.pool_kind == "realistic" else 60)
+    pool = build_pool(args.pool_kind, sources, templates, siblings, per_template=args.pool_per_template,
+                      head=head, seed=args.pool_seed)
+    test = held_out_rows(sources, templates, args.test_per_template, pool)
+    check_disjoint(pool, test, {s: b for b, sibs in siblings.items() for s in sibs})
+    arguments = {"pool_per_template": args.pool_per_template, "test_per_template": args.test_per_template,
+                 "zipf_head": head, "siblings": siblings}
+    info = manifest(args.pool_kind, args.pool_seed, arguments, pool, test)
+    (root / "pool_manifest.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+    params["data"]["group_by"] = "template"
+    return pool, test, 32
+
+
+TASKS = {"p3": p3_task, "gsm8k": gsm8k_task, "cnn": cnn_task, "mixture": mixture_task, "pool": pool_task}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--task", choices=sorted(TASKS), default="p3")
     ap.add_argument("--dir", required=True, type=Path)
-    ap.add_argument("--pool-per-template", type=int, default=25)
-    ap.add_argument("--test-per-template", type=int, default=10)
+    ap.add_argument("--pool-per-template", type=int, default=None, help="default: 20 (pool), 25 (others)")
+    ap.add_argument("--test-per-template", type=int, default=None, help="default: 20 (pool), 10 (others)")
+    ap.add_argument("--pool-kind", choices=KINDS, default="p0", help="pool: which defects (see above)")
+    ap.add_argument("--pool-seed", type=int, default=0, help="pool: seed of the rows, ranks and defects")
+    ap.add_argument("--zipf-head", type=int, default=None,
+                    help=f"pool p1, realistic: rows of the largest template (default 60; realistic {REALISTIC_HEAD})")
     ap.add_argument("--targets", type=int, default=20, help="gsm8k: target-set size (from train)")
     ap.add_argument("--test", type=int, default=30, help="gsm8k, cnn: test-set size")
     ap.add_argument("--pool", type=int, default=150, help="cnn: pool size")
@@ -125,6 +175,11 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=None, help="default: 32 (p3, mixture), 64 (cnn), 128 (gsm8k)")
     ap.add_argument("--store", type=Path, help="an existing store to copy in")
     args = ap.parse_args()
+    pool_task_defaults = args.task == "pool"
+    if args.pool_per_template is None:
+        args.pool_per_template = 20 if pool_task_defaults else 25
+    if args.test_per_template is None:
+        args.test_per_template = 20 if pool_task_defaults else 10
     root: Path = args.dir
     if root.exists():
         raise SystemExit(f"{root}: exists; pick a new --dir")
@@ -155,7 +210,7 @@ def main() -> None:
     sh("dvc", "init", "-q", cwd=root)
     sh("dvc", "config", "core.analytics", "false", cwd=root)
     sh("git", "add", "-A", cwd=root)
-    sh("git", "commit", "-qm", f"claim project ({args.task})", cwd=root)
+    sh("git", "commit", "-qm", f"claim project ({args.task}{' ' + args.pool_kind if args.task == 'pool' else ''})", cwd=root)
     if args.store:  # after the commit: the store is a DVC output, never a git file
         shutil.copytree(args.store, root / "store")
     print(f"{root}: {args.task} project ready; run: cd {root} && dvc repro && delift-dvc compare")

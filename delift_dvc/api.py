@@ -35,7 +35,8 @@ OPTION_KEYS = {
     "executor": "scoring", "workers": "scoring", "ray_address": "scoring", "pairs": "utility", "k": "utility",
     "lm_pairs": "utility", "strategy": "utility", "rounds": "utility", "method": "selection",
     "budget": "selection", "eta": "selection", "nu": "selection", "scaling": "selection", "seed": "selection",
-    "embedding_coverage": "selection", "balance_clusters": "selection",
+    "embedding_coverage": "selection", "balance_clusters": "selection", "strata": "selection",
+    "temperature": "selection", "strata_clusters": "selection",
 }
 
 

@@ -46,10 +46,11 @@ SCORE_KEYS = ["store", "model", "dtype", "device", "max_length", "batch_tokens",
               "budget"]
 SELECT_KEYS = ["store", "model", "dtype", "device", "max_length", "overflow", "pairs", "k", "lm_pairs", "strategy",
                "rounds", "method", "budget", "eta", "nu", "scaling", "seed", "embedding_coverage",
-               "balance_clusters"]
+               "balance_clusters", "strata", "temperature", "strata_clusters"]
 STORE_HELP = "Store directory (default: params.yaml's, else 'store')."
 # how a key's annotation reads on the command line (threads: a count; budget: the budget rule)
-CLICK_TYPES = {"int": int, "float": float, "str": str, "str | None": str, "int | str": int, "float | int": BUDGET}
+CLICK_TYPES = {"int": int, "float": float, "str": str, "str | None": str, "int | str": int, "float | int": BUDGET,
+               "float | None": float}
 PARAMS_OPTION = click.option("--params", "params_path", default="params.yaml", show_default=True, help=PARAMS_HELP)
 
 
@@ -228,11 +229,14 @@ def evaluate(params_path, initial, quiet) -> None:
               help="selection.embedding_coverage of the delift_cov method (delift runs use 0).")
 @click.option("--balance-clusters", "clusters", type=int, default=12, show_default=True,
               help="selection.balance_clusters of the delift_bal method (delift runs use 0).")
+@click.option("--temperature", type=float, default=1.0, show_default=True,
+              help="selection.temperature of the delift_temp method (strata group_label, tempered draw).")
 @click.option("--out", default="reports", show_default=True, help="Folder for compare.csv/.md/.png.")
 @PARAMS_OPTION
 @click.option("--dry-run", is_flag=True, help="Print the `dvc exp run` commands only.")
 @click.option("--report-only", is_flag=True, help="Rebuild table and plot from OUT/compare.csv.")
-def compare(methods, budgets, seeds, update, coverage, clusters, out, params_path, dry_run, report_only) -> None:
+def compare(methods, budgets, seeds, update, coverage, clusters, temperature, out, params_path, dry_run,
+            report_only) -> None:
     """Run the method x budget x seed grid as `dvc exp run` experiments and tabulate quality.
 
     Each run re-selects from scratch (selection.mode=refresh), fine-tunes with its seed and
@@ -240,7 +244,9 @@ def compare(methods, budgets, seeds, update, coverage, clusters, out, params_pat
     paired differences with bootstrap intervals) and OUT/compare.png.
 
     Methods: delift, delift_se, random, full, delift_cov (delift with --embedding-coverage) and
-    delift_bal (delift with --balance-clusters); plain delift runs with both options off.
+    delift_bal (delift with --balance-clusters), delift_strata (delift inside strata of group x
+    answer label, selection.strata group_label) and delift_temp (the same with a tempered draw at
+    --temperature); plain delift runs with all options off.
 
     Example: delift-dvc compare --methods delift,random,full --budgets 0.3 --seeds 0,1,2
     """
@@ -253,7 +259,7 @@ def compare(methods, budgets, seeds, update, coverage, clusters, out, params_pat
         return
     budget_values = [BUDGET.convert(b, None, None) for b in _names(budgets)]
     runs = grid(_names(methods), budget_values, [_seed(s) for s in _names(seeds)], update, coverage,
-                clusters)
+                clusters, temperature)
     run_grid(runs, out, params_path, dry_run=dry_run, echo=click.echo)
     if not dry_run:
         click.echo(report(out))

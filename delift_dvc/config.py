@@ -22,6 +22,7 @@ from delift_dvc.selection.budget import BudgetError, check_budget
 from delift_dvc.selection.planning import MODES
 from delift_dvc.selection.scaling import SCALINGS
 from delift_dvc.selection.methods import METHODS
+from delift_dvc.selection.stratified import STRATA
 from delift_dvc.kernels import PAIR_MODES
 from delift_dvc.utility.layout import LAYOUTS, NO_EXAMPLE_TEMPLATE, ONE_EXAMPLE_TEMPLATE, OVERFLOWS, Templates
 from delift_dvc.utility.models import DEVICES, DTYPES
@@ -88,6 +89,20 @@ def number(low: float, high: float | None = None, *, low_open: bool = False, hig
         if high is not None and (value > high or (high_open and value == high)):
             raise _bad(key, value, expected)
         return float(value)
+
+    return check
+
+
+def optional_number(low: float) -> Check:
+    inner = number(low)
+
+    def check(value: Any, key: str) -> float | None:
+        if value is None:
+            return None
+        try:
+            return inner(value, key)
+        except InputError:
+            raise _bad(key, value, f"null or a number >= {low:g}") from None
 
     return check
 
@@ -217,6 +232,12 @@ class SelectionParams:
                                      "sentence-embedding similarity.")
     balance_clusters: int = _key(0, integer(0), "delift: split the budget across this many sentence-embedding "
                                  "clusters by size.")
+    strata: str = _key("none", choice(STRATA), "delift, delift_se: split the budget across strata by size "
+                       "(group, or group x answer label) and select inside each; none: off.")
+    temperature: float | None = _key(None, optional_number(0.0), "Stratified selection: null picks greedily; "
+                                     "a number >= 0 draws with weights exp(temperature * z(gain)) (0: random).")
+    strata_clusters: int = _key(16, integer(2), "Strata when the data has a single group: MiniLM k-means "
+                                "clusters.")
 
 
 @dataclass(frozen=True)
@@ -296,6 +317,8 @@ ARGUMENT_KEYS = {
     "group_by": "data.group_by",
     "scaling": "selection.scaling",
     "coverage_weight": "selection.embedding_coverage",
+    "strata": "selection.strata",
+    "temperature": "selection.temperature",
     "overflow": "scoring.overflow",
     "max_length": "scoring.max_length",
     "batch_tokens": "scoring.batch_tokens",
@@ -342,6 +365,17 @@ def _cross_checks(params: Params, where: str) -> None:
         if value != off and sel.method != "delift":
             raise InputError(f"{where}: selection.{key} {value!r}: only used by selection.method delift, "
                              f"not {sel.method} (set it to {off!r})")
+    stratified = [(key, value, off) for key, value, off in (("strata", sel.strata, "none"),
+                                                           ("temperature", sel.temperature, None)) if value != off]
+    for key, value, off in stratified:
+        if sel.method not in ("delift", "delift_se"):
+            raise InputError(f"{where}: selection.{key} {value!r}: only used by selection.method delift or "
+                             f"delift_se, not {sel.method} (set it to {'null' if off is None else off})")
+        for other, on in (("embedding_coverage", sel.embedding_coverage != 0.0),
+                          ("balance_clusters", sel.balance_clusters > 1)):
+            if on:
+                raise InputError(f"{where}: selection.{key} {value!r} with selection.{other}: a stratified "
+                                 f"selection already allocates by strata (set selection.{other} to 0)")
     if params.scoring.executor == "local" and params.scoring.ray_address is not None:
         raise InputError(f"{where}: scoring.ray_address is set but scoring.executor is local "
                          "(set scoring.executor: ray)")

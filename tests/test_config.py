@@ -25,6 +25,7 @@ SPECIAL = {
     "scoring.threads": ["many", 0, -2, 1.5, True],
     "scoring.ray_address": [5, ["x"], ""],
     "data.target_set": [5, ["x"], ""],
+    "selection.temperature": ["abc", True, -1.0, math.inf, math.nan, [1.0]],
     "data.group_by": [5, ["x"], ""],
     "data.test": [5, ["x"], ""],
     "finetune.model": [5, ["x"], ""],

@@ -9,8 +9,10 @@ current version is re-selected by DELIFT at that budget, so all three start from
 subset and a fraction is one of the whole update. `delift_cov` is DELIFT with the
 sentence-embedding coverage term (`selection.embedding_coverage`, weight `coverage`) and
 `delift_bal` DELIFT with a format-balanced budget (`selection.balance_clusters`, `clusters`
-k-means clusters); plain `delift` runs with both off, whatever params.yaml says, and the other
-methods too (the options are delift's only).
+k-means clusters), `delift_strata` DELIFT inside strata of group x answer label
+(`selection.strata: group_label`, the greedy) and `delift_temp` the same with a tempered draw
+(`selection.temperature`, `temperature`); plain `delift` runs with all of them off, whatever
+params.yaml says, and the other methods too (the options are delift's only).
 """
 
 from __future__ import annotations
@@ -21,17 +23,24 @@ from dataclasses import dataclass
 from delift_dvc.errors import InputError
 from delift_dvc.selection.methods import METHODS
 
-__all__ = ["Run", "grid", "first_version_overrides", "against", "CONTINUAL", "COMPARE_METHODS", "OPTIONS"]
+__all__ = ["Run", "grid", "first_version_overrides", "against", "CONTINUAL", "COMPARE_METHODS", "OPTIONS",
+           "VARIANT_METHODS"]
 
 # continual variants: (selection.method, selection.mode)
 CONTINUAL = {"flcg": ("delift", "incremental"), "refresh": ("delift", "refresh"),
              "random_additions": ("random", "incremental")}
-COMPARE_METHODS = (*METHODS, "delift_cov", "delift_bal")  # delift + embedding coverage / balanced budget
+# delift + embedding coverage / balanced budget / strata (greedy) / strata (tempered draw)
+VARIANT_METHODS = ("delift_cov", "delift_bal", "delift_strata", "delift_temp")
+COMPARE_METHODS = (*METHODS, *VARIANT_METHODS)
 DEFAULT_COVERAGE = 0.25
 DEFAULT_CLUSTERS = 12
-# the delift options a compare method turns on: method -> (params key under selection, CLI flag)
+DEFAULT_TEMPERATURE = 1.0
+# the delift options a compare method sets from a CLI value: method -> (params key under selection, CLI flag)
 OPTIONS = {"delift_cov": ("embedding_coverage", "--embedding-coverage"),
-           "delift_bal": ("balance_clusters", "--balance-clusters")}
+           "delift_bal": ("balance_clusters", "--balance-clusters"),
+           "delift_temp": ("temperature", "--temperature")}
+# every run sets each delift option: off, unless its method turns it on
+OFF = {"embedding_coverage": "0", "balance_clusters": "0", "strata": "none", "temperature": "null"}
 BASELINES = ("full", "random", "stratified_random", "random_additions")  # compared against, never compared
 
 
@@ -45,26 +54,33 @@ class Run:
     update: str | None = None  # data.train of the update (continual comparison)
     coverage: float = DEFAULT_COVERAGE  # selection.embedding_coverage of delift_cov runs
     clusters: int = DEFAULT_CLUSTERS  # selection.balance_clusters of delift_bal runs
+    temperature: float = DEFAULT_TEMPERATURE  # selection.temperature of delift_temp runs
 
     def overrides(self) -> list[str]:
         """`dvc exp run -S` arguments of this run."""
         common = [f"selection.budget={self.budget}", f"selection.seed={self.seed}", f"finetune.seed={self.seed}"]
         if self.update is not None:
             method, mode = CONTINUAL[self.method]
-            off = [] if method == "delift" else ["selection.embedding_coverage=0", "selection.balance_clusters=0"]
+            off = [] if method == "delift" else [f"selection.{k}={v}" for k, v in OFF.items()]
             return [f"data.train={self.update}", f"selection.method={method}", f"selection.mode={mode}", *common,
                     *off]
-        if self.method in ("delift", *OPTIONS):
-            weight = self.coverage if self.method == "delift_cov" else 0.0
-            clusters = self.clusters if self.method == "delift_bal" else 0
-            return ["selection.method=delift", *common, "selection.mode=refresh",
-                    f"selection.embedding_coverage={weight:g}", f"selection.balance_clusters={clusters}"]
-        return [f"selection.method={self.method}", *common, "selection.mode=refresh",
-                "selection.embedding_coverage=0", "selection.balance_clusters=0"]
+        method = "delift" if self.method in ("delift", *VARIANT_METHODS) else self.method
+        options = {**OFF, **self.turned_on()}
+        return [f"selection.method={method}", *common, "selection.mode=refresh",
+                *[f"selection.{k}={v}" for k, v in options.items()]]
+
+    def turned_on(self) -> dict[str, str]:
+        """The selection keys this run's method sets away from OFF, with their values."""
+        return {"delift_cov": {"embedding_coverage": f"{self.coverage:g}"},
+                "delift_bal": {"balance_clusters": str(self.clusters)},
+                "delift_strata": {"strata": "group_label"},
+                "delift_temp": {"strata": "group_label", "temperature": f"{self.temperature:g}"},
+                }.get(self.method, {})
 
     def option(self) -> float | int | None:
-        """The value of the delift option this run's method turns on (None for other methods)."""
-        return {"delift_cov": self.coverage, "delift_bal": self.clusters}.get(self.method)
+        """The value of the delift option this run's method sets from a CLI value (None for other methods)."""
+        return {"delift_cov": self.coverage, "delift_bal": self.clusters,
+                "delift_temp": self.temperature}.get(self.method)
 
     def key(self) -> tuple[str, str, str]:
         return self.method, str(self.budget), str(self.seed)
@@ -72,10 +88,11 @@ class Run:
 
 def grid(methods: Sequence[str], budgets: Sequence[float | int], seeds: Sequence[int],
          update: str | None = None, coverage: float = DEFAULT_COVERAGE,
-         clusters: int = DEFAULT_CLUSTERS) -> list[Run]:
+         clusters: int = DEFAULT_CLUSTERS, temperature: float = DEFAULT_TEMPERATURE) -> list[Run]:
     """The runs: every method once per budget and seed (`full` at budget 1.0); with `update`,
     the three continual variants per budget and seed instead, grouped by budget. `coverage`: the embedding
-    coverage weight of `delift_cov` runs; `clusters`: the balance clusters of `delift_bal` runs."""
+    coverage weight of `delift_cov` runs; `clusters`: the balance clusters of `delift_bal` runs;
+    `temperature`: the draw's temperature of `delift_temp` runs."""
     if not budgets or not seeds:
         raise InputError("--budgets and --seeds: need at least one value each")
     if update is not None:
@@ -87,22 +104,26 @@ def grid(methods: Sequence[str], budgets: Sequence[float | int], seeds: Sequence
         raise InputError(f"--embedding-coverage {coverage!r}: expected a number > 0")
     if "delift_bal" in methods and not (isinstance(clusters, int) and clusters >= 2):
         raise InputError(f"--balance-clusters {clusters!r}: expected a whole number >= 2")
+    if "delift_temp" in methods and not (temperature >= 0 and temperature < float("inf")):
+        raise InputError(f"--temperature {temperature!r}: expected a number >= 0")
     runs = []
     for method in methods:
         for budget in ([1.0] if method == "full" else budgets):
-            runs.extend(Run(method, budget, seed, coverage=coverage, clusters=clusters) for seed in seeds)
+            runs.extend(Run(method, budget, seed, coverage=coverage, clusters=clusters, temperature=temperature)
+                        for seed in seeds)
     return runs
 
 
 def against(method: str) -> list[str]:
     """The methods `method` is compared with, on the same budget except `full`: random and
-    stratified random (random additions in a continual comparison) and full; delift_cov /
-    delift_bal also against delift, flcg also against refresh. [] for a baseline."""
+    stratified random (random additions in a continual comparison) and full; the delift
+    variants (delift_cov, delift_bal, delift_strata, delift_temp) also against delift, flcg also
+    against refresh. [] for a baseline."""
     if method in BASELINES:
         return []
     names = ["random_additions"] if method in CONTINUAL else ["random", "stratified_random"]
     names.append("full")
-    if method in OPTIONS:  # the option against the plain method it changes
+    if method in VARIANT_METHODS:  # the option against the plain method it changes
         names.append("delift")
     if method == "flcg":  # continuation against re-selecting from scratch
         names.append("refresh")

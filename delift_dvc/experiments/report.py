@@ -30,6 +30,8 @@ def report(out: str | Path) -> str:
         header += f"; delift_cov = delift with selection.embedding_coverage {protocol['embedding_coverage']:g}"
     if "balance_clusters" in protocol:
         header += f"; delift_bal = delift with selection.balance_clusters {protocol['balance_clusters']}"
+    if "temperature" in protocol:
+        header += f"; delift_temp = delift with selection.strata group_label, temperature {protocol['temperature']:g}"
     table = header + "\n\n" + markdown(summary)
     samples = read_rows(out / "compare_samples.csv", SAMPLE_COLUMNS)
     for variant in VARIANTS:

@@ -86,7 +86,7 @@ def select_submodular(ids: Sequence[str], kernel: np.ndarray, budget: int | floa
         raise ValueError("flmi needs a query kernel (the target set)")
     if n == 0:
         return Subset([], [], 0.0, method, objective, {})
-    scaled = _scaled_blocks(kernel, extra, order, scaling)
+    scaled = scaled_blocks(kernel, extra, order, scaling)
     weight = _coverage_weight(coverage_weight)
     if weight > 0:
         scaled = _with_coverage(scaled, kernel, extra, coverage, weight, order, scaling)
@@ -118,11 +118,11 @@ def _with_coverage(scaled: list, kernel, extra, coverage, weight: float, order: 
         raise ValueError("the coverage blocks do not match the kernel blocks")
     if isinstance(cover_kernel, SparseKernel) != isinstance(kernel, SparseKernel):
         raise ValueError("the coverage kernel must be sparse exactly when the kernel is")
-    covered = _scaled_blocks(cover_kernel, cover_extra if extra is not None else None, order, scaling)
+    covered = scaled_blocks(cover_kernel, cover_extra if extra is not None else None, order, scaling)
     return [_stack(a, b, weight) for a, b in zip(scaled, covered)]
 
 
-def _scaled_blocks(kernel, extra, order: np.ndarray, scaling: str) -> list:
+def scaled_blocks(kernel, extra, order: np.ndarray, scaling: str) -> list:
     """[kernel, extra] (extra if given) in the ground set's sorted order, min-max scaled."""
     if isinstance(kernel, SparseKernel):
         blocks = [kernel.take(order, order)]

@@ -19,6 +19,7 @@ from delift_dvc.selection.methods import (Subset, continual, full_set, instructi
 from delift_dvc.selection.spec import SelectionSpec
 from delift_dvc.selection.sparse import SparseKernel
 from delift_dvc.selection.strata import stratified_random
+from delift_dvc.selection.stratified import select_stratified
 
 MODES = ("incremental", "refresh")  # selection.mode
 
@@ -101,7 +102,8 @@ def plan_files(data_ids: Sequence[str], extra_ids: Sequence[str], budget: int | 
 
 def run_plan(plan: Plan, spec: SelectionSpec, block: np.ndarray | SparseKernel | None, *,
              coverage_block: np.ndarray | SparseKernel | None = None,
-             balance: Sequence[int] | None = None, groups: Sequence[str] | None = None) -> Subset:
+             balance: Sequence[int] | None = None, groups: Sequence[str] | None = None,
+             strata: Sequence[str] | None = None) -> Subset:
     """Select per `plan` with `spec`. block [|ground|, |examples|] (dense array or
     SparseKernel): utility (delift) or similarity (delift_se) of each ground target with each
     example; None for random/full. coverage_block: a second kernel of the same shape
@@ -109,13 +111,15 @@ def run_plan(plan: Plan, spec: SelectionSpec, block: np.ndarray | SparseKernel |
     select_submodular). balance: a part label per ground sample (in plan.ground's order): the
     picks are split across the parts in proportion to their size (see select_submodular).
     groups: the group of each ground sample (plan.ground's order), read by stratified_random.
+    strata: the stratum of each ground sample (plan.ground's order), read when spec.stratifies
+    (see selection.stratified).
     The returned subset is kept + picks, with gain 0.0 for the kept samples."""
     if plan.budget == 0 or not plan.ground:
         picks = Subset([], [], 0.0, spec.method, plan.objective, {"budget": plan.budget})
     elif spec.method in BASELINES:
         picks = BASELINES[spec.method](plan, spec, groups)
     else:
-        picks = _submodular(plan, spec, block, coverage_block, balance)
+        picks = _submodular(plan, spec, block, coverage_block, balance, strata)
     return Subset(
         plan.kept + picks.ids,
         [0.0] * len(plan.kept) + picks.gains,
@@ -154,8 +158,15 @@ def _split(plan: Plan, block) -> tuple:
     return block[:, ground_cols], block[:, extra_cols]
 
 
-def _submodular(plan: Plan, spec: SelectionSpec, block, coverage_block, balance) -> Subset:
+def _submodular(plan: Plan, spec: SelectionSpec, block, coverage_block, balance, strata) -> Subset:
     kernel, extra = _split(plan, block)
+    if spec.stratifies:
+        if strata is None or len(strata) != len(plan.ground):
+            raise ValueError("run_plan: a stratified selection needs the stratum of every ground sample")
+        return select_stratified(plan.ground, kernel, plan.budget, strata, objective=plan.objective,
+                                 extra=None if plan.objective == "fl" else extra, eta=spec.eta, nu=spec.nu,
+                                 scaling=spec.scaling, temperature=spec.temperature, seed=spec.seed,
+                                 stop_at_zero_gain=spec.stop_at_zero_gain, method=spec.method)
     common = {"scaling": spec.scaling, "stop_at_zero_gain": spec.stop_at_zero_gain, "method": spec.method,
               "balance": balance}
     if spec.coverage_weight:

@@ -171,7 +171,7 @@ def _canonical_gain(rows: np.ndarray, lanes: np.ndarray, v: np.ndarray, cur: np.
     return float(np.cumsum(acc)[-1] + 0.0)
 
 
-def _prepare(kernel: SparseKernel, objective: str, query_kernel, eta, private_kernel, nu):
+def prepare_sparse(kernel: SparseKernel, objective: str, query_kernel, eta, private_kernel, nu):
     check_objective(objective, query_kernel, private_kernel)
     if kernel.nnz and (not np.all(np.isfinite(kernel.values))):
         raise ValueError("kernel contains NaN or infinite values")
@@ -197,7 +197,7 @@ def maximize_sparse(kernel: SparseKernel, budget: int | float, objective: str = 
     """Exact lazy greedy on a sparse kernel [n_targets, n_candidates] (values >= 0, missing =
     0): the same result as submodular.maximize on the dense equivalent (see module docstring),
     also under a ``partition`` constraint (labels, quota)."""
-    base, cap = _prepare(kernel, objective, query_kernel, eta, private_kernel, nu)
+    base, cap = prepare_sparse(kernel, objective, query_kernel, eta, private_kernel, nu)
     n_pick = resolve_budget(budget, kernel.shape[1])
     limit = Partition(partition, kernel.shape[1]) if partition is not None else None
     if limit is not None:
@@ -243,7 +243,7 @@ def evaluate_sparse(kernel: SparseKernel, indices: np.ndarray, objective: str = 
                     query_kernel: SparseKernel | None = None, eta: float = 1.0,
                     private_kernel: SparseKernel | None = None, nu: float = 1.0) -> float:
     """f(indices) for the selected columns, as submodular.evaluate on the dense equivalent."""
-    base, cap = _prepare(kernel, objective, query_kernel, eta, private_kernel, nu)
+    base, cap = prepare_sparse(kernel, objective, query_kernel, eta, private_kernel, nu)
     chosen = np.zeros(kernel.shape[1], bool)
     chosen[np.asarray(indices, np.int64)] = True
     # a row's best over the chosen columns: its stored values there, and 0 if it lacks one

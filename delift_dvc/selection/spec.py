@@ -13,7 +13,10 @@ class SelectionSpec:
     `nu`; kernel `scaling` (joint | separate); `stop_at_zero_gain`; `seed` of the random
     baseline and of the clusters; `coverage_weight` of the similarity objective added to a
     delift selection (0: off); `balance_clusters` MiniLM clusters splitting a delift budget
-    (0 or 1: off). How many to pick is the plan's (the budget rule applied once)."""
+    (0 or 1: off); `strata` (none, group, group_label) and `temperature` (None: the greedy;
+    >= 0: a tempered draw) of a stratified selection (selection.stratified), with
+    `strata_clusters` MiniLM clusters as the groups when the data has a single one. How many
+    to pick is the plan's (the budget rule applied once)."""
 
     method: str = "delift"
     eta: float = 1.0
@@ -23,6 +26,9 @@ class SelectionSpec:
     seed: int = 0
     coverage_weight: float = 0.0
     balance_clusters: int = 0
+    strata: str = "none"
+    temperature: float | None = None
+    strata_clusters: int = 16
 
     @property
     def adds_coverage(self) -> bool:
@@ -31,3 +37,8 @@ class SelectionSpec:
     @property
     def balances(self) -> bool:
         return self.method == "delift" and self.balance_clusters > 1
+
+    @property
+    def stratifies(self) -> bool:
+        """Whether the selection runs per stratum (a kernel method with strata or a temperature)."""
+        return self.method in ("delift", "delift_se") and (self.strata != "none" or self.temperature is not None)

@@ -14,6 +14,7 @@ from delift_dvc.progress import Reporter
 from delift_dvc.selection.methods import METHODS, Subset
 from delift_dvc.selection.planning import run_plan
 from delift_dvc.selection.spec import SelectionSpec
+from delift_dvc.selection.stratified import stratum_labels
 
 __all__ = ["kernel_source", "score_plan", "select_plan", "selection_spec"]
 
@@ -29,7 +30,9 @@ def selection_spec(selection) -> SelectionSpec:
     """The SelectionSpec of params.yaml's `selection` section."""
     return SelectionSpec(method=selection.method, eta=selection.eta, nu=selection.nu, scaling=selection.scaling,
                          stop_at_zero_gain=selection.stop_at_zero_gain, seed=selection.seed,
-                         coverage_weight=selection.embedding_coverage, balance_clusters=selection.balance_clusters)
+                         coverage_weight=selection.embedding_coverage, balance_clusters=selection.balance_clusters,
+                         strata=selection.strata, temperature=selection.temperature,
+                         strata_clusters=selection.strata_clusters)
 
 
 def score_plan(ctx: PlanContext, params, reporter: Reporter) -> Scored:
@@ -44,17 +47,39 @@ def select_plan(ctx: PlanContext, params, scored: Scored | None = None) -> tuple
     block, identity = (None, None) if source is None else source.read(ctx, scored)
     spec = selection_spec(params.selection)
     groups = None if ctx.groups is None else [ctx.groups[i] for i in ctx.plan.ground]
-    return run_plan(ctx.plan, spec, block, groups=groups, **_delift_options(ctx, spec, block)), identity
+    options, note = _delift_options(ctx, spec, block, groups)
+    subset = run_plan(ctx.plan, spec, block, groups=groups, **options)
+    subset.params.update(note)
+    return subset, identity
 
 
-def _delift_options(ctx: PlanContext, spec: SelectionSpec, block: Block | None) -> dict:
-    """run_plan's keywords for embedding coverage (its block) and cluster balance (a MiniLM
-    cluster per ground sample); {} when neither applies."""
+def _delift_options(ctx: PlanContext, spec: SelectionSpec, block: Block | None,
+                    groups: list[str] | None) -> tuple[dict, dict]:
+    """(run_plan's keywords for embedding coverage (its block), cluster balance (a MiniLM
+    cluster per ground sample) and strata (a stratum per ground sample), what the subset's
+    params record of them); ({}, {}) when none applies."""
     if block is None:
-        return {}
-    options = {}
+        return {}, {}
+    options, note = {}, {}
+    if spec.stratifies:
+        options["strata"], note["strata_from"] = _strata(ctx, spec, groups)
     if spec.adds_coverage:
         options["coverage_block"] = coverage_block(ctx, block)
     if spec.balances:
         options["balance"] = embedding_parts(ctx, spec.balance_clusters, spec.seed)
-    return options
+    return options, note
+
+
+def _strata(ctx: PlanContext, spec: SelectionSpec, groups: list[str] | None) -> tuple[list[str], str]:
+    """(the stratum of each ground sample, where its group came from: "groups", "clusters" or
+    "none"). With strata none (a temperature alone) the whole ground set is one stratum; a
+    ground set of a single group is split into spec.strata_clusters MiniLM k-means clusters."""
+    n = len(ctx.plan.ground)
+    if spec.strata == "none":
+        return ["all"] * n, "none"
+    source = "groups"
+    if groups is None or len(set(groups)) < 2:
+        parts = embedding_parts(ctx, spec.strata_clusters, spec.seed)
+        groups, source = [f"cluster_{int(p):03d}" for p in parts], "clusters"
+    responses = [ctx.samples[i].response for i in ctx.plan.ground]
+    return stratum_labels(groups, responses, spec.strata), source

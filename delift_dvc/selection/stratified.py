@@ -1,0 +1,186 @@
+"""A selection that allocates like the data and chooses by utility inside: strata.
+
+The ground set is cut into strata (a sample's group, or its group and answer label for label
+formats); the budget is split across the strata in proportion to their size (largest
+remainders, ties to the stratum whose name sorts first, :func:`balance.quotas`); inside each
+stratum the objective (fl, flmi or flcg) runs on that stratum's own block of the kernel: the
+columns of other strata are dropped, and the block is min-max scaled on its own, so another
+stratum's values set no scale. FLMI keeps every query column, FLCG every private column.
+
+Inside a stratum the picks are either the greedy's (``temperature`` None) or a tempered draw
+without replacement: Gumbel top-k on ``temperature * z(singleton gain)``, seeded, where a
+candidate's singleton gain is the objective of it alone (the greedy's first-step gain) and z its
+standard score within the stratum. Temperature 0 is a uniform draw inside each stratum
+(stratified random at the strata's granularity); larger values approach the greedy's first pick
+order. The strata's picks are merged round-robin: by (rank + 1/2) / quota, then stratum name.
+
+Pure: ids, arrays and labels in, a Subset out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from delift_dvc.errors import ArgumentError
+from delift_dvc.selection.balance import quotas
+from delift_dvc.selection.budget import resolve_budget
+from delift_dvc.selection.greedy import evaluate, maximize
+from delift_dvc.selection.methods import Subset, scaled_blocks
+from delift_dvc.selection.objectives import OBJECTIVES, dense_blocks
+from delift_dvc.selection.sparse import SparseKernel, prepare_sparse
+
+__all__ = ["STRATA", "MAX_LABELS", "normalise_label", "label_groups", "stratum_labels", "select_stratified",
+           "singleton_gains", "check_temperature"]
+
+STRATA = ("none", "group", "group_label")  # selection.strata
+MAX_LABELS = 16  # a group is a label format when it has at most this many distinct normalised responses
+END_MARKERS = ("<|endoftext|>", "</s>", "<|im_end|>", "<|eot_id|>")
+
+
+def normalise_label(response: str) -> str:
+    """A response as an answer label: without a trailing end marker and outer whitespace, lower
+    case, without a final "."."""
+    text = response.strip()
+    for marker in END_MARKERS:
+        text = text.removesuffix(marker)
+    return text.strip().lower().rstrip(".").strip()
+
+
+def label_groups(groups: Sequence[str], responses: Sequence[str]) -> set[str]:
+    """The groups that are label formats: at most MAX_LABELS distinct normalised responses, and
+    at most half as many as the group has samples (so a label recurs)."""
+    labels: dict[str, set[str]] = {}
+    sizes: dict[str, int] = {}
+    for g, r in zip(groups, responses, strict=True):
+        labels.setdefault(g, set()).add(normalise_label(r))
+        sizes[g] = sizes.get(g, 0) + 1
+    return {g for g, found in labels.items() if len(found) <= MAX_LABELS and 2 * len(found) <= sizes[g]}
+
+
+def stratum_labels(groups: Sequence[str], responses: Sequence[str], strata: str) -> list[str]:
+    """The stratum of each sample (in the given order): its group (`group`), or for a sample of a
+    label-format group its group and normalised response, "group=label" (`group_label`)."""
+    if strata not in STRATA or strata == "none":
+        raise ArgumentError("strata", f"'{strata}': expected group or group_label")
+    if strata == "group":
+        return list(groups)
+    labelled = label_groups(groups, responses)
+    return [f"{g}={normalise_label(r)}" if g in labelled else g for g, r in zip(groups, responses, strict=True)]
+
+
+def check_temperature(temperature: float | None) -> float | None:
+    """`temperature` as a float >= 0, or None (the greedy); ArgumentError otherwise."""
+    if temperature is None:
+        return None
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) \
+            or temperature < 0:
+        raise ArgumentError("temperature", f"{temperature!r}: expected null or a number >= 0")
+    return float(temperature)
+
+
+def singleton_gains(kernel: np.ndarray | SparseKernel, objective: str = "fl", *, query_kernel=None, eta: float = 1.0,
+                    private_kernel=None, nu: float = 1.0) -> np.ndarray:
+    """f({j}) for every candidate j, float64 [n_candidates]: sum over targets i of
+    max(min(K[i, j], cap_i) - base_i, 0) (cap = eta * max_q Kq[i, q] for flmi, base = nu *
+    max_p Kp[i, p] for flcg); a missing sparse entry counts as 0, as in the greedy."""
+    if isinstance(kernel, SparseKernel):
+        base, cap = prepare_sparse(kernel, objective, query_kernel, eta, private_kernel, nu)
+        rows = kernel.rows()
+        v = kernel.values if cap is None else np.minimum(kernel.values, cap[rows])
+        terms = np.maximum(v - base[rows], 0.0)
+        return np.bincount(kernel.indices, weights=terms, minlength=kernel.shape[1]).astype(np.float64)
+    k, base, cap = dense_blocks(kernel, objective, query_kernel, eta, private_kernel, nu)
+    v = k.astype(np.float64) if cap is None else np.minimum(k, cap[:, None])
+    return np.maximum(v - base[:, None], 0.0).sum(axis=0)
+
+
+def _z(x: np.ndarray) -> np.ndarray:
+    """Standard scores of x (all 0 when x is constant)."""
+    sd = float(x.std())
+    return np.zeros_like(x) if not sd > 0 else (x - x.mean()) / sd
+
+
+def _block(kernel, rows: np.ndarray, cols: np.ndarray):
+    if isinstance(kernel, SparseKernel):
+        return kernel.take(rows, cols)
+    return kernel[np.ix_(rows, cols)]
+
+
+def select_stratified(ids: Sequence[str], kernel: np.ndarray | SparseKernel, budget: int | float,
+                      strata: Sequence[str], *, objective: str = "fl", extra=None, eta: float = 1.0, nu: float = 1.0,
+                      scaling: str = "joint", temperature: float | None = None, seed: int = 0,
+                      stop_at_zero_gain: bool = False, method: str = "delift") -> Subset:
+    """A stratified subset of `ids` (the ground set; kernel [n, n], rows targets, columns
+    candidates, both in the order of `ids`; raw values, NaN or a missing sparse entry unscored);
+    extra [n, |Q| or |P|]: the query (flmi) or private (flcg) block. strata[k]: the stratum of
+    ids[k]. Quotas per stratum by largest remainders (a stratum may get none when the budget is
+    smaller than the number of strata); inside each, the greedy or the tempered draw (see the
+    module docstring). objective = the sum of the strata's objectives, each on its own scaled block."""
+    if objective not in OBJECTIVES:
+        raise ArgumentError("objective", f"'{objective}': expected one of {', '.join(OBJECTIVES)}")
+    temperature = check_temperature(temperature)
+    n = len(ids)
+    if len(strata) != n:
+        raise ValueError(f"strata has {len(strata)} labels for {n} ids")
+    if kernel.shape != (n, n):
+        raise ValueError(f"kernel shape {kernel.shape} does not match {n} ids")
+    if objective in ("flmi", "flcg") and extra is None:
+        raise ValueError(f"{objective} needs its extra block (query or private kernel)")
+    n_pick = resolve_budget(budget, n) if n else 0
+    names = sorted(set(strata))
+    index = {name: s for s, name in enumerate(names)}
+    labels = np.array([index[s] for s in strata], dtype=np.int64)
+    quota = quotas(labels, n_pick) if n else np.zeros(0, np.int64)
+    ranked: list[tuple[float, int, str, float]] = []  # (round-robin key, stratum, id, gain)
+    total = 0.0
+    for s, name in enumerate(names):
+        if quota[s] == 0:
+            continue
+        members = np.flatnonzero(labels == s)
+        members = members[np.argsort(np.asarray([ids[k] for k in members], dtype=object), kind="stable")]
+        member_ids = [ids[k] for k in members]
+        sub = _block(kernel, members, members)
+        sub_extra = None
+        if objective != "fl":
+            sub_extra = _block(extra, members, np.arange(extra.shape[1]))
+        blocks = scaled_blocks(sub, sub_extra, np.arange(len(members)), scaling)
+        kw = {"query_kernel": blocks[1]} if objective == "flmi" else (
+            {"private_kernel": blocks[1]} if objective == "flcg" else {})
+        if temperature is None:
+            result = maximize(blocks[0], int(quota[s]), objective, eta=eta, nu=nu,
+                              stop_at_zero_gain=stop_at_zero_gain, **kw)
+            picks, gains, value = result.indices.tolist(), result.gains.tolist(), float(result.objective)
+        else:
+            picks, gains, value = _tempered(blocks[0], int(quota[s]), objective, kw, eta, nu, temperature,
+                                            (seed, s), stop_at_zero_gain)
+        total += value
+        q = int(quota[s])
+        ranked += [((r + 0.5) / q, s, member_ids[j], g) for r, (j, g) in enumerate(zip(picks, gains))]
+    ranked.sort(key=lambda t: (t[0], t[1]))
+    params = {"budget": budget, "scaling": scaling, "stop_at_zero_gain": stop_at_zero_gain,
+              "strata": len(names), "strata_without_pick": int(np.count_nonzero(quota == 0)) if n else 0,
+              "temperature": temperature}
+    if temperature is not None:
+        params["seed"] = seed
+    params.update({"flmi": {"eta": eta}, "flcg": {"nu": nu}}.get(objective, {}))
+    return Subset([t[2] for t in ranked], [float(t[3]) for t in ranked], total, method, objective, params)
+
+
+def _tempered(kernel, n_pick: int, objective: str, kw: dict, eta: float, nu: float, temperature: float,
+              seed: tuple[int, int], stop_at_zero_gain: bool) -> tuple[list[int], list[float], float]:
+    """(picks, their marginal gains in draw order, objective) of a Gumbel top-k draw of n_pick
+    columns with logits temperature * z(singleton gain), from numpy's PCG64 seeded by `seed`."""
+    single = singleton_gains(kernel, objective, eta=eta, nu=nu, **kw)
+    noise = np.random.default_rng(list(seed)).gumbel(size=single.size)
+    keys = temperature * _z(single) + noise
+    if stop_at_zero_gain:  # a candidate that adds nothing alone adds nothing later
+        keys[~(single > 0)] = -np.inf
+        n_pick = min(n_pick, int(np.count_nonzero(single > 0)))
+    picks = np.lexsort((np.arange(single.size), -keys))[:n_pick].tolist()
+    values = [evaluate(kernel, np.asarray(picks[: r + 1], np.int64), objective, eta=eta, nu=nu, **kw)
+              for r in range(len(picks))]
+    gains = np.diff(np.asarray([0.0, *values])).tolist()
+    return picks, gains, values[-1] if values else 0.0
