@@ -254,15 +254,25 @@ def compare(methods, budgets, seeds, update, coverage, clusters, temperature, ou
     from delift_dvc.experiments.report import report
     from delift_dvc.experiments.runner import run_grid
 
+    prepared = _prepared(params_path)
     if report_only:
-        click.echo(report(out))
+        click.echo(report(out, prepared))
         return
     budget_values = [BUDGET.convert(b, None, None) for b in _names(budgets)]
     runs = grid(_names(methods), budget_values, [_seed(s) for s in _names(seeds)], update, coverage,
                 clusters, temperature)
     run_grid(runs, out, params_path, dry_run=dry_run, echo=click.echo)
     if not dry_run:
-        click.echo(report(out))
+        click.echo(report(out, prepared))
+
+
+def _prepared(params_path: str) -> str | None:
+    """data.prepared of the project's params.yaml (None without one)."""
+    from pathlib import Path
+
+    from delift_dvc.config import load_params
+
+    return load_params(params_path).data.prepared if Path(params_path).is_file() else None
 
 
 def _names(value: str) -> list[str]:

@@ -23,7 +23,8 @@ __all__ = ["COLUMNS", "SAMPLE_COLUMNS", "SUBSET_COLUMNS", "VARIANTS", "METRIC_NA
            "subset_rows", "read_rows", "append_rows", "write_rows"]
 
 COLUMNS = ["method", "budget", "seed", "n_train", "variant", "nll", "rouge_l", "cosine"]
-SAMPLE_COLUMNS = ["method", "budget", "seed", "variant", "id", "nll", "rouge_l", "cosine"]
+SAMPLE_COLUMNS = ["method", "budget", "seed", "variant", "id", "nll", "rouge_l", "cosine", "exact"]
+OPTIONAL_COLUMNS = {"exact"}  # absent from tables of an older version: read as ""
 SUBSET_COLUMNS = ["method", "budget", "seed", "rank", "id"]
 
 
@@ -53,7 +54,8 @@ def sample_rows(run: Run, plots: Path) -> list[dict]:
                         continue
                     key = ("initial", "0", "0") if variant == "initial" else (run.method, str(run.budget), str(run.seed))
                     rows.append(dict(zip(("method", "budget", "seed"), key), variant=variant, id=record["id"],
-                                     **{m: record[f"{variant}_{m}"] for m in METRIC_NAMES}))
+                                     **{m: record[f"{variant}_{m}"] for m in METRIC_NAMES},
+                                     exact=record.get(f"{variant}_exact", "")))
     return rows
 
 
@@ -75,6 +77,8 @@ def read_rows(path: Path, columns: list[str] = COLUMNS) -> list[dict]:
     with path.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
     for line, row in enumerate(rows, start=2):
+        for name in OPTIONAL_COLUMNS & (set(columns) - set(row)):
+            row[name] = ""
         if set(row) != set(columns) or None in row.values():
             raise InputError(f"{path}:{line}: malformed row (expected columns {', '.join(columns)})")
     return rows

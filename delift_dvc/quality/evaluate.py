@@ -18,6 +18,7 @@ import numpy as np
 from delift_dvc.data.samples import Sample
 from delift_dvc.errors import InputError
 from delift_dvc.quality.finetune import collate, target_logits
+from delift_dvc.selection.stratified import normalise_label
 from delift_dvc.utility.embeddings import cosine_kernel, sample_text
 from delift_dvc.utility.layout import Encoded, Layout, Templates
 
@@ -110,8 +111,9 @@ def evaluate(tokenizer: Any, model: Any, test: Sequence[Sample], *, examples: Se
              max_new_tokens: int = 64, max_length: int = 1024, embedder: Any = None, batch_size: int = 8,
              templates: Templates = Templates(), chat: bool = False) -> dict:
     """Metrics of `model` on `test`: nll (nats/token, token-weighted over all responses + final
-    eos), rouge_l (mean F x100), cosine (mean, generation vs reference, in [-1, 1]) and
-    per_sample rows. `examples`: the subset for one-shot ICL (None: no example)."""
+    eos), rouge_l (mean F x100), cosine (mean, generation vs reference, in [-1, 1]), exact
+    (the share of generations equal to the reference as labels: selection.stratified's
+    normalise_label on both) and per_sample rows. `examples`: the subset for one-shot ICL (None: no example)."""
     if not test:
         raise InputError("evaluate: no test samples")
     if embedder is None:
@@ -147,7 +149,8 @@ def evaluate(tokenizer: Any, model: Any, test: Sequence[Sample], *, examples: Se
     rows = []
     for i, s in enumerate(test):
         row = {"id": s.id, "nll": float(sums[i] / counts[i]), "rouge_l": rouge[i],
-               "cosine": float(cosine[i]), "generation": texts[i]}
+               "cosine": float(cosine[i]), "exact": float(normalise_label(texts[i]) == normalise_label(s.response)),
+               "generation": texts[i]}
         if chosen[i] is not None:
             row["example"] = examples[chosen[i]].id
         rows.append(row)
@@ -156,6 +159,7 @@ def evaluate(tokenizer: Any, model: Any, test: Sequence[Sample], *, examples: Se
         "nll": float(sums.sum() / counts.sum()),
         "rouge_l": float(np.mean(rouge)),
         "cosine": float(np.mean(cosine)),
+        "exact": float(np.mean([r["exact"] for r in rows])),
         "n_tokens": int(counts.sum()),
         "icl": examples is not None,
         "per_sample": rows,

@@ -10,10 +10,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from delift_dvc.quality.stats import mean_sd, paired_difference
+from delift_dvc.quality.stats import mean_sd, paired_difference, run_level_difference
 
 __all__ = ["summarize", "paired_table", "paired_markdown", "markdown", "curves_csv", "plot_png", "METRICS",
-           "VARIANTS"]
+           "VARIANTS", "group_summary", "group_markdown"]
 
 METRICS = ("rouge_l", "cosine", "nll")
 VARIANTS = ("finetuned", "icl")
@@ -36,11 +36,14 @@ def summarize(rows: list[dict]) -> list[dict]:
 
 
 def paired_table(samples: list[dict], against: Callable[[str], list[str]], variant: str = "finetuned",
-                 metric: str = "rouge_l") -> list[dict]:
+                 metric: str = "rouge_l", runs: list[dict] | None = None) -> list[dict]:
     """Each method and budget against the methods `against(method)` names (on the same budget;
     `full` at its own): the mean per-sample difference of `metric` on the same test samples
     (each side averaged over its seeds), a bootstrap 95 % interval and the verdict ("better"
-    means higher, or lower for nll)."""
+    means higher, or lower for nll). With `runs` (compare.csv rows), also the run-level test
+    over the seeds both sides ran (a t interval on the per-seed differences of the run's
+    metric) and `verdict_both`: the bootstrap's verdict where the run-level test agrees, else
+    "no difference"."""
     per: dict[tuple, dict[str, list[float]]] = {}
     for row in samples:
         if row["variant"] == variant:
@@ -61,18 +64,98 @@ def paired_table(samples: list[dict], against: Callable[[str], list[str]], varia
             result = paired_difference(np.array([means[key][i] for i in common]),
                                        np.array([means[other][i] for i in common]),
                                        higher_is_better=metric != "nll")
-            out.append({"method": method, "budget": budget, "against": name, "n": result.n, "mean": result.mean,
-                        "low": result.low, "high": result.high, "verdict": result.verdict})
+            row = {"method": method, "budget": budget, "against": name, "n": result.n, "mean": result.mean,
+                   "low": result.low, "high": result.high, "verdict": result.verdict}
+            if runs is not None:
+                row.update(_run_level(runs, variant, metric, key, other))
+                row["verdict_both"] = row["verdict"] if row["run_verdict"] == row["verdict"] else "no difference"
+            out.append(row)
     return out
 
 
+def _run_level(runs: list[dict], variant: str, metric: str, key: tuple, other: tuple) -> dict:
+    """The run-level test of `key` against `other` ((method, budget) each): per-seed differences."""
+    def by_seed(side: tuple) -> dict[str, float]:
+        return {r["seed"]: float(r[metric]) for r in runs
+                if r["variant"] == variant and r["method"] == side[0] and float(r["budget"]) == side[1]}
+
+    mine, theirs = by_seed(key), by_seed(other)
+    seeds = sorted(set(mine) & set(theirs))
+    if not seeds:
+        return {"seeds": 0, "run_mean": float("nan"), "run_low": float("nan"), "run_high": float("nan"),
+                "run_verdict": "no runs"}
+    result = run_level_difference(np.array([mine[s] for s in seeds]), np.array([theirs[s] for s in seeds]),
+                                  higher_is_better=metric != "nll")
+    return {"seeds": result.n, "run_mean": result.mean, "run_low": result.low, "run_high": result.high,
+            "run_verdict": result.verdict if result.n > 1 else "one seed"}
+
+
 def paired_markdown(rows: list[dict], variant: str, metric: str = "ROUGE-L") -> str:
-    lines = [f"| method | budget | against | test samples | {metric} difference ({variant}) | 95 % interval | verdict |",
-             "|---|---|---|---|---|---|---|"]
+    both = bool(rows) and "verdict_both" in rows[0]
+    head = f"| method | budget | against | test samples | {metric} difference ({variant}) | 95 % interval | verdict |"
+    rule = "|---|---|---|---|---|---|---|"
+    if both:
+        head += " seeds | run-level difference | run-level 95 % interval | verdict (both tests) |"
+        rule += "---|---|---|---|"
+    lines = [head, rule]
     digits = 3 if metric == "NLL" else 2  # nats per token vs ROUGE-L points
     for r in rows:
-        lines.append(f"| {r['method']} | {r['budget']:g} | {r['against']} | {r['n']} | {r['mean']:+.{digits}f} | "
-                     f"[{r['low']:+.{digits}f}, {r['high']:+.{digits}f}] | {r['verdict']} |")
+        line = (f"| {r['method']} | {r['budget']:g} | {r['against']} | {r['n']} | {r['mean']:+.{digits}f} | "
+                f"[{r['low']:+.{digits}f}, {r['high']:+.{digits}f}] | {r['verdict']} |")
+        if both:
+            interval = ("-" if not r["seeds"] > 1 else
+                        f"[{r['run_low']:+.{digits}f}, {r['run_high']:+.{digits}f}]")
+            mean = "-" if not r["seeds"] else f"{r['run_mean']:+.{digits}f}"
+            line += f" {r['seeds']} | {mean} | {interval} | {r['verdict_both']} |"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def group_summary(samples: list[dict], test_groups: dict[str, str], label_groups: set[str],
+                  variant: str = "finetuned") -> list[dict]:
+    """Per (method, budget) of `variant` (and the initial model): over its seeds, mean and sd of
+    the macro NLL (the mean over test groups of each group's mean per-sample NLL), the
+    worst-group NLL (the largest group mean) and the exact match over the test samples of the
+    `label_groups` (None where no sample there has one); `worst`: the group that was worst in
+    most seeds (ties to the name first in order). Test samples without a group are left out."""
+    runs: dict[tuple, dict[str, list[dict]]] = {}
+    for row in samples:
+        if row["variant"] in (variant, "initial") and row["id"] in test_groups:
+            key = (row["method"], float(row["budget"]), row["seed"])
+            runs.setdefault(key, {}).setdefault(test_groups[row["id"]], []).append(row)
+    per: dict[tuple, list[tuple[float, float, str, float | None]]] = {}
+    for (method, budget, _), groups in sorted(runs.items()):
+        means = {g: float(np.mean([float(r["nll"]) for r in rows])) for g, rows in groups.items()}
+        worst = max(sorted(means), key=means.get)
+        exact = [float(r["exact"]) for g in label_groups & set(groups) for r in groups[g] if r.get("exact", "") != ""]
+        per.setdefault((method, budget), []).append(
+            (float(np.mean(list(means.values()))), means[worst], worst, float(np.mean(exact)) if exact else None))
+    out = []
+    for (method, budget), values in sorted(per.items(), key=lambda kv: (kv[0][0] != "initial", kv[0])):
+        macro, macro_sd = mean_sd([v[0] for v in values])
+        worst, worst_sd = mean_sd([v[1] for v in values])
+        names = [v[2] for v in values]
+        exact = [v[3] for v in values if v[3] is not None]
+        exact_mean, exact_sd = mean_sd(exact) if exact else (None, None)
+        out.append({"method": method, "budget": budget, "runs": len(values), "macro_nll": macro,
+                    "macro_nll_sd": macro_sd, "worst_nll": worst, "worst_nll_sd": worst_sd,
+                    "worst": max(sorted(set(names)), key=names.count), "exact": exact_mean, "exact_sd": exact_sd})
+    return out
+
+
+def group_markdown(rows: list[dict], n_groups: int, n_label_groups: int) -> str:
+    """The per-group table of group_summary, 'mean ± sd' where runs > 1."""
+    def cell(r, metric, digits, scale=1.0):
+        if r[metric] is None:
+            return "-"
+        text = f"{scale * r[metric]:.{digits}f}"
+        return text + (f" ± {scale * r[metric + '_sd']:.{digits}f}" if r["runs"] > 1 else "")
+
+    lines = [f"| method | budget | runs | macro NLL ({n_groups} test groups) | worst-group NLL | worst group | "
+             f"exact match, % ({n_label_groups} label formats) |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['budget']:g} | {r['runs']} | {cell(r, 'macro_nll', 3)} | "
+                     f"{cell(r, 'worst_nll', 3)} | {r['worst']} | {cell(r, 'exact', 1, 100.0)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -21,7 +21,7 @@ from delift_dvc.stages.ingest import prepared_test
 from delift_dvc.stages.outputs import GENERATIONS, METRICS, PLOTS, write_csv, write_json
 from delift_dvc.progress import Reporter
 
-SUMMARY_KEYS = ("n", "nll", "rouge_l", "cosine", "n_tokens")
+SUMMARY_KEYS = ("n", "nll", "rouge_l", "cosine", "exact", "n_tokens")
 NO_TEST = "no test set (set data.test to a file, or data.holdout > 0)"
 
 
@@ -94,14 +94,15 @@ def _measure(params: Params, test: list[Sample], subset: list[Sample], initial: 
 
 def _write_per_sample(path: Path, results: dict[str, dict]) -> None:
     names = sorted(results)
-    header = ["id"] + [f"{name}_{metric}" for name in names for metric in ("nll", "rouge_l", "cosine")]
+    header = ["id"] + [f"{name}_{metric}" for name in names for metric in ("nll", "rouge_l", "cosine", "exact")]
     rows = []
     if names:
         for k, row in enumerate(results[names[0]]["per_sample"]):
             values = [row["id"]]
             for name in names:
                 other = results[name]["per_sample"][k]
-                values += [round(other["nll"], 6), round(other["rouge_l"], 4), round(other["cosine"], 6)]
+                values += [round(other["nll"], 6), round(other["rouge_l"], 4), round(other["cosine"], 6),
+                           int(other["exact"])]
             rows.append(values)
     write_csv(path, header, rows)
 

@@ -11,13 +11,14 @@ from delift_dvc.data.groups import sample_groups
 from delift_dvc.data.samples import load_samples, read_samples, write_samples
 from delift_dvc.data.split import split_pool
 from delift_dvc.errors import InputError
-from delift_dvc.stages.outputs import PREPARED_GROUPS, PREPARED_TARGETS, PREPARED_TEST, PREPARED_TRAIN, write_json
+from delift_dvc.stages.outputs import (PREPARED_GROUPS, PREPARED_TARGETS, PREPARED_TEST, PREPARED_TEST_GROUPS,
+                                       PREPARED_TRAIN, write_json)
 
 
 def run_ingest(params: Params) -> dict:
     """Write data.prepared/train.jsonl (the pool), groups.json (each pool sample's group: its
-    data.group_by field, else its file), test.jsonl (always; empty when there is no test set)
-    and, with data.target_set, target_set.jsonl. Without data.test a data.holdout
+    data.group_by field, else its file), test.jsonl (always; empty when there is no test set),
+    test_groups.json (each test sample's group, see test_groups) and, with data.target_set, target_set.jsonl. Without data.test a data.holdout
     fraction of data.train, chosen by content hash, is the test set instead of pool."""
     data = params.data
     prepared = Path(data.prepared)
@@ -27,6 +28,7 @@ def run_ingest(params: Params) -> dict:
         groups = sample_groups(samples, data.train, data.group_by)
     if data.test:
         test = sorted(load_samples(data.test), key=lambda s: s.id)
+        groups = {**groups, **test_groups(test, data.test, data.group_by)}
         in_test = {s.id for s in test}
         pool = [s for s in samples if s.id not in in_test]  # never train on a test sample
         if not pool:
@@ -39,6 +41,7 @@ def run_ingest(params: Params) -> dict:
     write_samples(pool, prepared / PREPARED_TRAIN)
     write_json(prepared / PREPARED_GROUPS, {s.id: groups[s.id] for s in pool})
     write_samples(test, prepared / PREPARED_TEST)
+    write_json(prepared / PREPARED_TEST_GROUPS, {s.id: groups[s.id] for s in test})
     summary = {"n_records": report.n_records, "n_duplicates": report.n_duplicates,
                "n_samples": len(pool), "n_test": len(test), "n_groups": len({groups[s.id] for s in pool})}
     targets_path = prepared / PREPARED_TARGETS
@@ -59,6 +62,18 @@ def prepared_pool(params: Params) -> tuple[list, list]:
     pool = load_samples(prepared / PREPARED_TRAIN)
     targets = load_samples(prepared / PREPARED_TARGETS) if params.data.target_set else []
     return pool, targets
+
+
+def test_groups(test: list, path: str, group_by: str | None) -> dict[str, str]:
+    """id -> group of each sample of the data.test file at `path`: its data.group_by field when
+    every test record has one, else the test file's name (one group)."""
+    if group_by is not None and all(_has_group(s.record.get(group_by)) for s in test):
+        return sample_groups(test, path, group_by)
+    return sample_groups(test, path, None)
+
+
+def _has_group(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (str, int, float)) and value != ""
 
 
 def prepared_groups(params: Params, pool: list) -> dict[str, str]:

@@ -14,12 +14,13 @@ from pathlib import Path
 from delift_dvc.atomic import write_json, write_text
 
 __all__ = ["write_json", "write_csv", "PREPARED_TRAIN", "PREPARED_TARGETS", "PREPARED_TEST",
-           "PREPARED_GROUPS", "SELECTION_RECORD", "SELECTED_TRAIN", "METRICS", "PLOTS", "GENERATIONS"]
+           "PREPARED_GROUPS", "PREPARED_TEST_GROUPS", "SELECTION_RECORD", "SELECTED_TRAIN", "METRICS", "PLOTS", "GENERATIONS"]
 
 PREPARED_TRAIN = "train.jsonl"  # data.prepared: the pool
 PREPARED_TARGETS = "target_set.jsonl"  # data.prepared: the task-specific target set
 PREPARED_TEST = "test.jsonl"  # data.prepared: the held-out test set (empty: none)
 PREPARED_GROUPS = "groups.json"  # data.prepared: the group of every pool sample
+PREPARED_TEST_GROUPS = "test_groups.json"  # data.prepared: the group of every test sample
 SELECTION_RECORD = "selection.json"  # data.selected: ids, gains, counts of the subset
 SELECTED_TRAIN = "train.jsonl"  # data.selected: the subset in the input's shape
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 
 from tests.helpers.projects import make_project, metrics, sh
 
@@ -43,3 +44,42 @@ def test_a_group_by_field_missing_in_a_record_is_a_one_line_error(tmp_path):
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert done.stderr.startswith("error: data.group_by 'task': data/raw/train.jsonl:4 has no such field")
     assert not (root / "data" / "prepared").exists()  # nothing half-written
+
+
+def label_records(task: str, labels: list[str], n: int) -> list[dict]:
+    return [{"instruction": f"{task} item {k}: which?", "output": labels[k % len(labels)], "task": task}
+            for k in range(n)]
+
+
+def test_stratified_delift_allocates_by_group_and_label_and_records_the_test_groups(tmp_path, tiny_model_dir):
+    """group_label strata through `dvc repro`: 12 sentiment samples (labels yes/no, 2 strata of
+    6), 8 free-text samples (one stratum); a budget of 10 is 3 / 3 / 4 by largest remainders."""
+    pool = label_records("sentiment", ["yes", "no"], 12) + [
+        {"instruction": f"summarise note {k}", "output": f"a different summary number {k}", "task": "summary"}
+        for k in range(8)]
+    test = [{"instruction": "sentiment item 99: which?", "output": "yes", "task": "sentiment"},
+            {"instruction": "summarise note 99", "output": "another summary", "task": "summary"}]
+    root = make_project(tmp_path / "repo", pool, {"model": str(tiny_model_dir), "dtype": "float32"},
+                        data={"group_by": "task", "test": "data/test/test.jsonl"},
+                        selection={"method": "delift", "budget": 10, "strata": "group_label"})
+    (root / "data" / "test").mkdir(parents=True)
+    (root / "data" / "test" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in test))
+    sh("git", "add", "-A", cwd=root)
+    sh("git", "commit", "-qm", "test set", cwd=root)
+    sh("dvc", "repro", "select", cwd=root)
+    record = json.loads((root / "data/selected/selection.json").read_text())
+    assert record["params"]["strata"] == 3 and record["params"]["strata_from"] == "groups"
+    chosen = [json.loads(line) for line in (root / "data/selected/train.jsonl").read_text().splitlines()]
+    picked = Counter((r["task"], r["output"] if r["task"] == "sentiment" else "") for r in chosen)
+    assert picked == {("sentiment", "yes"): 3, ("sentiment", "no"): 3, ("summary", ""): 4}
+    test_groups = json.loads((root / "data/prepared/test_groups.json").read_text())
+    assert sorted(test_groups.values()) == ["sentiment", "summary"]
+    # a negative temperature: one line naming the key, the store untouched (DVC itself removes a
+    # failed stage's non-persistent outputs; `dvc checkout` brings them back from its cache)
+    before = {p: p.read_bytes() for p in sorted((root / "store").rglob("*")) if p.is_file()}
+    text = (root / "params.yaml").read_text().replace("temperature: null", "temperature: -1")
+    (root / "params.yaml").write_text(text)
+    done = sh("dvc", "repro", "select", cwd=root, check=False)
+    assert done.returncode != 0
+    assert "selection.temperature -1: expected null or a number >= 0" in done.stdout + done.stderr
+    assert {p: p.read_bytes() for p in sorted((root / "store").rglob("*")) if p.is_file()} == before
