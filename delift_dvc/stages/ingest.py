@@ -18,8 +18,9 @@ from delift_dvc.stages.outputs import (PREPARED_GROUPS, PREPARED_TARGETS, PREPAR
 def run_ingest(params: Params) -> dict:
     """Write data.prepared/train.jsonl (the pool), groups.json (each pool sample's group: its
     data.group_by field, else its file), test.jsonl (always; empty when there is no test set),
-    test_groups.json (each test sample's group, see test_groups) and, with data.target_set, target_set.jsonl. Without data.test a data.holdout
-    fraction of data.train, chosen by content hash, is the test set instead of pool."""
+    test_groups.json (each test sample's group, see test_groups) and, with data.target_set,
+    target_set.jsonl. Without data.test a data.holdout fraction of data.train, chosen by
+    content hash, is the test set instead of pool."""
     data = params.data
     prepared = Path(data.prepared)
     report = read_samples(data.train, split=data.split)
