@@ -40,8 +40,8 @@ def report(out: str | Path, prepared: str | Path | None = None) -> str:
     groups = _test_groups(prepared)
     if groups is not None:
         test_groups, labelled = groups
-        table += (f"\nPer test group (fine-tuned; mean over a run's groups, the worst group's mean, exact match "
-                  f"on the label formats):\n\n")
+        table += ("\nPer test group (fine-tuned; mean over a run's groups, the worst group's mean, exact match "
+                  "on the label formats):\n\n")
         table += group_markdown(group_summary(samples, test_groups, labelled), len(set(test_groups.values())),
                                 len(labelled))
     for variant in VARIANTS:

@@ -10,7 +10,7 @@ from delift_dvc.config import Params, named_as_params
 from delift_dvc.data.groups import sample_groups
 from delift_dvc.data.samples import load_samples, read_samples, write_samples
 from delift_dvc.data.split import split_pool
-from delift_dvc.errors import InputError
+from delift_dvc.errors import ArgumentError, InputError
 from delift_dvc.stages.outputs import (PREPARED_GROUPS, PREPARED_TARGETS, PREPARED_TEST, PREPARED_TEST_GROUPS,
                                        PREPARED_TRAIN, write_json)
 
@@ -68,13 +68,12 @@ def prepared_pool(params: Params) -> tuple[list, list]:
 def test_groups(test: list, path: str, group_by: str | None) -> dict[str, str]:
     """id -> group of each sample of the data.test file at `path`: its data.group_by field when
     every test record has one, else the test file's name (one group)."""
-    if group_by is not None and all(_has_group(s.record.get(group_by)) for s in test):
-        return sample_groups(test, path, group_by)
+    if group_by is not None:
+        try:  # sample_groups is the one check of a group value
+            return sample_groups(test, path, group_by)
+        except ArgumentError:
+            pass
     return sample_groups(test, path, None)
-
-
-def _has_group(value) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (str, int, float)) and value != ""
 
 
 def prepared_groups(params: Params, pool: list) -> dict[str, str]:
