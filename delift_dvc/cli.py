@@ -39,6 +39,23 @@ class BudgetType(click.ParamType):
 
 BUDGET = BudgetType()
 
+
+class AutoIntType(click.ParamType):
+    """"auto" or an integer (threads, batch_tokens); the range is the params key's own check."""
+
+    name = "auto|integer"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) or value == "auto":
+            return value
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            self.fail(f"{value!r}: expected auto or an integer", param, ctx)
+
+
+AUTO_INT = AutoIntType()
+
 # file-mode options (delift_dvc.api.OPTION_KEYS names their params section): each option's type,
 # choices and help come from config's key metadata, so a key and its help are written once
 SCORE_KEYS = ["store", "model", "dtype", "device", "max_length", "batch_tokens", "overflow", "segment_pairs",
@@ -48,8 +65,8 @@ SELECT_KEYS = ["store", "model", "dtype", "device", "max_length", "overflow", "p
                "rounds", "method", "budget", "eta", "nu", "scaling", "seed", "embedding_coverage",
                "balance_clusters", "strata", "temperature", "strata_clusters"]
 STORE_HELP = "Store directory (default: params.yaml's, else 'store')."
-# how a key's annotation reads on the command line (threads: a count; budget: the budget rule)
-CLICK_TYPES = {"int": int, "float": float, "str": str, "str | None": str, "int | str": int, "float | int": BUDGET,
+# how a key's annotation reads on the command line (threads, batch_tokens: auto or a count; budget: the budget rule)
+CLICK_TYPES = {"int": int, "float": float, "str": str, "str | None": str, "int | str": AUTO_INT, "float | int": BUDGET,
                "float | None": float}
 PARAMS_OPTION = click.option("--params", "params_path", default="params.yaml", show_default=True, help=PARAMS_HELP)
 

@@ -136,7 +136,7 @@ def budget(value: Any, key: str) -> int | float:
         raise exc.renamed(key) from None
 
 
-def threads(value: Any, key: str) -> int | str:
+def auto_or_integer(value: Any, key: str) -> int | str:
     if value == "auto":
         return value
     if not _is_int(value) or value < 1:
@@ -195,10 +195,11 @@ class ScoringParams:
     dtype: str = _key("auto", choice(DTYPES), "Scoring dtype (auto: bfloat16 where supported, else float32).")
     device: str = _key("auto", choice(DEVICES), "Scoring device (auto: cuda when present, else cpu).")
     max_length: int = _key(2048, integer(8), "Tokens per scored sequence.")
-    batch_tokens: int = _key(8192, integer(1), "Padded tokens per forward batch.")
+    batch_tokens: int | str = _key(8192, auto_or_integer, "Padded tokens per forward batch (auto: from free GPU "
+                                   "memory, 8192 on a CPU).")
     overflow: str = _key("error", choice(OVERFLOWS), "A response longer than --max-length: error, or truncate it.")
     segment_pairs: int = _key(2048, integer(1), "Values per stored segment (a block of work).")
-    threads: int | str = _key("auto", threads, "Torch threads per scoring process.")
+    threads: int | str = _key("auto", auto_or_integer, "Torch threads per scoring process.")
     executor: str = _key("local", choice(tuple(EXECUTORS)), "Where blocks are scored.")
     workers: int = _key(2, integer(1), "Ray actors (with --executor ray).")  # Ray actors
     ray_address: str | None = _key(None, optional_path, "Ray cluster to join (auto, ray://host:port).")

@@ -28,3 +28,7 @@ class StoreLockedError(DeliftError):
 
 class ModelUnavailableError(DeliftError):
     """The requested model cannot be loaded offline (missing package or path)."""
+
+
+class DeviceMemoryError(DeliftError):
+    """Scoring ran out of accelerator memory even on a single sequence."""

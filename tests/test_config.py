@@ -23,6 +23,7 @@ SHIPPED = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
 # are special get their own list.
 SPECIAL = {
     "scoring.threads": ["many", 0, -2, 1.5, True],
+    "scoring.batch_tokens": ["many", 0, -2, 1.5, True, None],
     "scoring.ray_address": [5, ["x"], ""],
     "data.target_set": [5, ["x"], ""],
     "selection.temperature": ["abc", True, -1.0, math.inf, math.nan, [1.0]],

@@ -18,8 +18,8 @@ from typing import Protocol
 
 import numpy as np
 
-from delift_dvc.errors import ArgumentError
-from delift_dvc.utility import models
+from delift_dvc.errors import ArgumentError, DeviceMemoryError
+from delift_dvc.utility import devices, models
 from delift_dvc.utility.layout import (NO_EXAMPLE_TEMPLATE, ONE_EXAMPLE_TEMPLATE, OVERFLOWS, Encoded,
                                        Layout, Templates)
 
@@ -66,7 +66,7 @@ class ScorerSpec:
     template: str = NO_EXAMPLE_TEMPLATE
     example_template: str = ONE_EXAMPLE_TEMPLATE
     overflow: str = "error"
-    batch_tokens: int = 8192
+    batch_tokens: int | str = 8192
     prefix_reuse: bool = True
     threads: int | None = None
 
@@ -82,7 +82,9 @@ class Scorer:
     hub name present in the local cache. dtype: "auto" (bfloat16 where supported), "float32",
     "bfloat16", "float16". max_length: tokens per sequence. overflow: what to do when a target's
     response alone does not fit ("error" or "truncate" it from the end).
-    batch_tokens: padded tokens per forward batch. prefix_reuse: compute the KV cache of each
+    batch_tokens: padded tokens per forward batch, or "auto" (from free GPU memory on a GPU,
+    8192 on a CPU; resolved when the model loads). A batch that runs out of GPU memory is split
+    in halves and retried, and later batches stay within the size that fitted. prefix_reuse: compute the KV cache of each
     example's shared prefix once and reuse it for all its targets (same numbers as the plain
     path; not part of the fingerprint). threads: torch CPU threads of this process (None: leave
     torch's setting). `stats` counts sequences, forward passes, tokens fed and padding tokens.
@@ -98,7 +100,7 @@ class Scorer:
         template: str = NO_EXAMPLE_TEMPLATE,
         example_template: str = ONE_EXAMPLE_TEMPLATE,
         overflow: str = "error",
-        batch_tokens: int = 8192,
+        batch_tokens: int | str = 8192,
         prefix_reuse: bool = True,
         threads: int | None = None,
     ) -> None:
@@ -106,20 +108,20 @@ class Scorer:
             raise ArgumentError("overflow", f"'{overflow}': expected one of {', '.join(OVERFLOWS)}")
         if not isinstance(max_length, int) or max_length < 8:
             raise ArgumentError("max_length", f"{max_length!r}: expected an integer >= 8")
-        if not isinstance(batch_tokens, int) or batch_tokens < 1:
-            raise ArgumentError("batch_tokens", f"{batch_tokens!r}: expected a positive integer")
+        if batch_tokens != "auto" and (not isinstance(batch_tokens, int) or batch_tokens < 1):
+            raise ArgumentError("batch_tokens", f"{batch_tokens!r}: expected auto or a positive integer")
         self.source = models.resolve_model(model)
         self.device = models.resolve_device(device)
         self.torch_dtype = models.resolve_dtype(dtype, self.device)
         self.max_length = max_length
         self.templates = Templates(template, example_template)
         self.overflow = overflow
-        self.batch_tokens = batch_tokens
+        self.batch_tokens: int | None = None if batch_tokens == "auto" else batch_tokens
         self.prefix_reuse = prefix_reuse
         self.threads = threads
         self._layout: Layout | None = None
         self._model = None
-        self.stats = {"sequences": 0, "forwards": 0, "tokens": 0, "padded_tokens": 0}
+        self.stats = {"sequences": 0, "forwards": 0, "tokens": 0, "padded_tokens": 0, "oom_splits": 0}
 
     # -- identity -------------------------------------------------------------------------------
     def describe(self) -> dict:
@@ -198,7 +200,7 @@ class Scorer:
         shared = {k for ks in groups.values() for k in ks}
         plain = [k for k in range(len(pairs)) if k not in shared]
         for batch in self._batches(_by_length(plain, encoded, 0), encoded, 0):
-            out[batch] = self._forward([encoded[k] for k in batch])
+            out[batch] = self._forward_fitting([encoded[k] for k in batch])
             if progress:
                 progress(len(batch))
         for j in sorted(groups):
@@ -206,7 +208,7 @@ class Scorer:
             width = encoded[members[0]].prefix
             cache = self._prefix_cache(encoded[members[0]].tokens[:width])
             for batch in self._batches(_by_length(members, encoded, width), encoded, width):
-                out[batch] = self._forward([encoded[k] for k in batch], (width, cache))
+                out[batch] = self._forward_fitting([encoded[k] for k in batch], (width, cache))
                 if progress:
                     progress(len(batch))
         return out
@@ -249,14 +251,49 @@ class Scorer:
                 models.set_threads(self.threads)
             tokenizer, self._model = models.load_model(self.source, self.torch_dtype, self.device)
             self._layout = Layout(tokenizer, self.templates, self.max_length, self.overflow)
+            if self.batch_tokens is None:  # "auto"
+                self.batch_tokens = devices.auto_batch_tokens(
+                    self._model.config, self.torch_dtype.itemsize, devices.free_bytes(self.device))
+
+    def _forward_fitting(self, batch: list[Encoded], prefix=None) -> np.ndarray:
+        """`_forward`, splitting the batch in halves while the device runs out of memory;
+        batches planned later are capped at the padded size of the half that is tried."""
+        try:
+            return self._forward(batch, prefix)
+        except Exception as exc:  # noqa: BLE001 - anything but out-of-memory is raised again
+            if not devices.is_out_of_memory(exc):
+                raise
+        devices.release(self.device)  # outside the handler: the failed batch's tensors are freed
+        skip = prefix[0] if prefix else 0
+        width = max(len(e.tokens) for e in batch) - skip
+        if len(batch) == 1:
+            raise self._memory_error(width)
+        half = len(batch) // 2
+        self.stats["oom_splits"] += 1
+        self.batch_tokens = min(self.batch_tokens, half * width)
+        return np.concatenate([self._forward_fitting(batch[:half], prefix),
+                               self._forward_fitting(batch[half:], prefix)])
+
+    def _memory_error(self, tokens: int) -> DeviceMemoryError:
+        return DeviceMemoryError(
+            f"scoring ran out of {self.device} memory on a single sequence of {tokens} tokens: lower "
+            f"max_length (now {self.max_length}), score in bfloat16, or use a smaller model")
 
     def _prefix_cache(self, tokens: list[int]):
         """Per-layer (keys, values) of a shared prefix [1, heads, len, dim]."""
         import torch
 
-        with torch.inference_mode():
-            out = self._model.base_model(input_ids=torch.tensor([tokens], device=self.device),
-                                         use_cache=True)
+        out = None
+        try:
+            with torch.inference_mode():
+                out = self._model.base_model(input_ids=torch.tensor([tokens], device=self.device),
+                                             use_cache=True)
+        except Exception as exc:  # noqa: BLE001 - anything but out-of-memory is raised again
+            if not devices.is_out_of_memory(exc):
+                raise
+        if out is None:
+            devices.release(self.device)
+            raise self._memory_error(len(tokens))
         cache = out[1]
         self.stats["forwards"] += 1
         self.stats["tokens"] += len(tokens)
@@ -282,11 +319,6 @@ class Scorer:
             rows += [r] * e.n_scored
             cols += range(start, start + e.n_scored)
             gold += e.tokens[-e.n_scored :]
-        real = sum(len(e.tokens) - 1 - skip for e in batch)
-        self.stats["sequences"] += len(batch)
-        self.stats["forwards"] += 1
-        self.stats["tokens"] += real
-        self.stats["padded_tokens"] += len(batch) * width - real
         kwargs = {}
         if prefix:
             kwargs[_cache_argument(self._model.base_model)] = _expanded_cache(prefix[1], len(batch))
@@ -299,6 +331,11 @@ class Scorer:
             logp = torch.log_softmax(logits, dim=-1)
             p = logp.gather(1, torch.tensor(gold, device=logp.device)[:, None]).squeeze(1).exp()
             sq = ((1.0 - p.double()) ** 2).cpu()
+        real = sum(len(e.tokens) - 1 - skip for e in batch)  # counted once the batch has fitted
+        self.stats["sequences"] += len(batch)
+        self.stats["forwards"] += 1
+        self.stats["tokens"] += real
+        self.stats["padded_tokens"] += len(batch) * width - real
         counts = torch.tensor([e.n_scored for e in batch])
         sums = torch.zeros(len(batch), dtype=torch.float64).index_add_(0, torch.tensor(rows), sq)
         return torch.sqrt(sums / counts).numpy()
