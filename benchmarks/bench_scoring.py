@@ -54,7 +54,8 @@ def reference_style(scorer: Scorer, samples, pairs, batch_size: int = 32) -> np.
             ids[r, : len(encoded[k].tokens)] = torch.tensor(encoded[k].tokens)
             mask[r, : len(encoded[k].tokens)] = 1
         with torch.inference_mode():
-            probs = torch.softmax(scorer.model(input_ids=ids, attention_mask=mask).logits.float(), -1)
+            logits = scorer.model(input_ids=ids.to(scorer.device), attention_mask=mask.to(scorer.device)).logits
+            probs = torch.softmax(logits.float(), -1).cpu()
         for r, k in enumerate(batch):
             e = encoded[k]
             n = len(e.tokens)
