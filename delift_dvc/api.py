@@ -93,7 +93,8 @@ def select(data: Data, *, out: str | Path | None = None, summary: str | Path | N
         destination = str(out) if out is not None else str(Path(tmp) / "selected.jsonl")
         result = select_file(params, path, destination, None if summary is None else str(summary), target, used)
         chosen = Path(destination)
-        records = [s.record for s in load_samples(chosen)] if chosen.read_bytes().strip() else []
+        records = ([s.record for s in load_samples(chosen, fields=params.data.fields)]
+                   if chosen.read_bytes().strip() else [])
     named = {"data": data, "target_set": target_set, "existing": existing}
     shown = {k: (str(v) if isinstance(v, (str, Path)) else None if v is None else "<records>") for k, v in named.items()}
     return {**result, **shown, "samples": records}

@@ -235,6 +235,25 @@ def evaluate(params_path, initial, quiet) -> None:
 
 
 @cli.command()
+@PARAMS_OPTION
+@click.option("--out", default="reports", show_default=True, type=click.Path(), help="Folder for the report.")
+def report(params_path, out) -> None:
+    """Write a report of the recorded subset: OUT/selection.html (one self-contained page) and
+    OUT/selection.md (its Markdown twin, for CI comments).
+
+    Shows the pool and subset composition per group with the groups that got no or few picks,
+    the gains curve, the utility histogram, and per group the first picks and a few unpicked
+    samples with their mean utility as a one-shot example. Run it after `dvc repro select`.
+
+    Example: delift-dvc report --out reports
+    """
+    from delift_dvc.config import load_params
+    from delift_dvc.reporting import write_report
+
+    click.echo(json.dumps(write_report(load_params(params_path), out), sort_keys=True))
+
+
+@cli.command()
 @click.option("--methods", default="delift,delift_se,random,full", show_default=True,
               help="Comma-separated selection methods.")
 @click.option("--budgets", default="0.1,0.3,0.5", show_default=True, help="Comma-separated budgets.")

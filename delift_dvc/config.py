@@ -144,6 +144,22 @@ def auto_or_integer(value: Any, key: str) -> int | str:
     return value
 
 
+def field_mapping(value: Any, key: str) -> dict[str, str] | None:
+    """null, or {accepted record key: the records' own key} (data.fields)."""
+    from delift_dvc.data.samples import FIELD_NAMES
+
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not value:
+        raise _bad(key, value, f"null or a mapping of accepted keys ({', '.join(FIELD_NAMES)}) to your field names")
+    for name, own in value.items():
+        if name not in FIELD_NAMES:
+            raise _bad(f"{key}.{name}", name, f"one of {', '.join(FIELD_NAMES)}")
+        if not isinstance(own, str) or not own.strip():
+            raise _bad(f"{key}.{name}", own, "a non-empty field name")
+    return dict(value)
+
+
 def model(value: Any, key: str) -> str:
     return text(value, key)
 
@@ -182,6 +198,7 @@ class DataParams:
     split: str = _key("train", text)  # split of a saved Hugging Face DatasetDict
     target_set: str | None = _key(None, optional_path)  # task-specific target-set samples (FLMI)
     group_by: str | None = _key(None, optional_path)  # record field naming each sample's group (None: its file)
+    fields: dict[str, str] | None = _key(None, field_mapping)  # accepted key -> the records' own key
     test: str | None = _key(None, optional_path)  # held-out test samples (None: hold out `holdout`)
     holdout: float = _key(0.0, number(0.0, 1.0, high_open=True))  # fraction of data.train held out
     holdout_seed: int = _key(0, integer(0))  # salt of the content-hash split

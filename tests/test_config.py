@@ -28,6 +28,7 @@ SPECIAL = {
     "data.target_set": [5, ["x"], ""],
     "selection.temperature": ["abc", True, -1.0, math.inf, math.nan, [1.0]],
     "data.group_by": [5, ["x"], ""],
+    "data.fields": [5, "prompt", ["x"], {}, {"nonsense": "q"}, {"prompt": 5}, {"prompt": ""}],
     "data.test": [5, ["x"], ""],
     "finetune.model": [5, ["x"], ""],
     "finetune.steps": ["abc", 0, 1.5, True, -1],
@@ -114,7 +115,7 @@ def test_a_bad_value_is_one_line_naming_the_key(tmp_path, monkeypatch, capsys, s
         code, err = run_main(monkeypatch, capsys, command, "--params", path)
         lines = err.strip().splitlines()
         assert code == 2 and len(lines) == 1 and "Traceback" not in err, (command, err)
-        assert re.match(rf"error: {re.escape(str(path))}: {re.escape(key)}[ :]", lines[0]), (command, lines[0])
+        assert re.match(rf"error: {re.escape(str(path))}: {re.escape(key)}[ :.]", lines[0]), (command, lines[0])
     assert snapshot(store_root) == before
 
 

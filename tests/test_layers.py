@@ -14,7 +14,7 @@ FLOORS = {
     "kernels": 2, "quality": 2,
     "config": 3,
     "stages": 4,
-    "experiments": 5, "api": 5,
+    "experiments": 5, "api": 5, "reporting": 5,
     "cli": 6, "__main__": 7,
 }
 LIBRARIES = {"data", "utility", "store", "selection", "executors"}

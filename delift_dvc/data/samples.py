@@ -1,7 +1,9 @@
 """Read instruction-tuning samples from files into (id, prompt, response) records.
 
-Accepted record shapes: alpaca (instruction/input/output), prompt/completion, chat
-(messages) and question/answer (GSM8K). Accepted inputs: .jsonl/.ndjson, .json (a list),
+Accepted record shapes: alpaca (instruction/input/output, optional system), prompt/completion
+(strings, or TRL's conversational lists of messages), chat (OpenAI messages), ShareGPT
+(conversations of from/value turns) and question/answer (GSM8K); `fields` renames any of their
+keys (params.yaml's data.fields). Accepted inputs: .jsonl/.ndjson, .json (a list),
 .parquet, .csv, a Hugging Face ``save_to_disk`` directory, or a plain directory of such
 files. Every bad input raises :class:`InputError` with a one-line message naming the file
 and, where there is one, the line, row or item.
@@ -37,7 +39,7 @@ _SHAPES = (
     ("prompt", "prompt", "completion"),
     ("qa", "question", "answer"),
 )
-_SHAPES_TEXT = "instruction/output, prompt/completion, messages, question/answer"
+_SHAPES_TEXT = "instruction/output, prompt/completion, messages, conversations, question/answer"
 _MAX_REASON = 300
 
 
@@ -50,6 +52,9 @@ class Sample:
     response: str
     record: dict = field(hash=False)
     source: str
+    # the conversation before the response as (role, content) turns, where the record has one
+    # (chat messages, ShareGPT, TRL conversational, a system field); () = one user turn, the prompt
+    turns: tuple[tuple[str, str], ...] = field(default=(), hash=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -105,47 +110,94 @@ def _response(value: str, key: str, where: str, ctx: str = "") -> str:
     return value
 
 
-def _chat(record: dict, where: str) -> tuple[str, str]:
-    turns = record["messages"]
+# ShareGPT's speaker names (DEITA, axolotl, FastChat) -> chat roles
+SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
+                  "chatgpt": "assistant", "bard": "assistant", "bing": "assistant", "model": "assistant",
+                  "system": "system"}
+# data.fields: the names a mapping may rename (the accepted shapes' keys)
+FIELD_NAMES = ("instruction", "input", "output", "system", "prompt", "completion", "question", "answer",
+               "messages", "conversations")
+
+
+def _sharegpt(record: dict, key: str, where: str) -> list:
+    """ShareGPT `conversations` ({from, value} turns) as chat messages."""
+    turns = record[key]
     if not isinstance(turns, list):
-        raise _err(where, f"non-list 'messages' (got {_tname(turns)})")
+        raise _err(where, f"non-list '{key}' (got {_tname(turns)})")
+    out = []
+    for i, turn in enumerate(turns):
+        ctx = f" in {key}[{i}]"
+        if not isinstance(turn, dict):
+            raise _err(where, f"{key}[{i}] is not an object (got {_tname(turn)})")
+        speaker = _text(turn, "from", where, ctx)
+        role = SHAREGPT_ROLES.get(speaker.lower())
+        if role is None:
+            raise _err(where, f"unknown 'from' value '{speaker}'{ctx} (expected human, gpt or system)")
+        out.append({"role": role, "content": _text(turn, "value", where, ctx)})
+    return out
+
+
+def _chat(turns: Any, key: str, where: str) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+    """(flattened prompt, response, turns before the response) of chat messages: the response is
+    the last assistant turn; the prompt is the one turn before it, or "role: content" lines."""
+    if not isinstance(turns, list):
+        raise _err(where, f"non-list '{key}' (got {_tname(turns)})")
     last = -1
     for i, turn in enumerate(turns):
         if isinstance(turn, dict) and turn.get("role") == "assistant":
             last = i
     if last < 0:
-        raise _err(where, "no 'assistant' turn in 'messages'")
+        raise _err(where, f"no 'assistant' turn in '{key}'")
     if last == 0:
-        raise _err(where, "no turn before the last 'assistant' turn in 'messages'")
+        raise _err(where, f"no turn before the last 'assistant' turn in '{key}'")
     parts: list[tuple[str, str]] = []
     for i, turn in enumerate(turns[: last + 1]):
-        ctx = f" in messages[{i}]"
+        ctx = f" in {key}[{i}]"
         if not isinstance(turn, dict):
-            raise _err(where, f"messages[{i}] is not an object (got {_tname(turn)})")
+            raise _err(where, f"{key}[{i}] is not an object (got {_tname(turn)})")
         parts.append((_text(turn, "role", where, ctx), _text(turn, "content", where, ctx)))
-    response = _response(parts[-1][1], "content", where, f" in messages[{last}]")
+    response = _response(parts[-1][1], "content", where, f" in {key}[{last}]")
     before = parts[:-1]
     if len(before) == 1:
         prompt = before[0][1]
         if not prompt.strip():
-            raise _err(where, "empty 'content' in messages[0]")
+            raise _err(where, f"empty 'content' in {key}[0]")
     else:
         prompt = "\n\n".join(f"{role}: {content}" for role, content in before)
-    return prompt, response
+    return prompt, response, tuple(before)
 
 
-def to_sample(record: dict, where: str) -> Sample:
-    """Validate one record and turn it into a Sample; `where` prefixes error messages."""
+def _conversational(record: dict, pkey: str, rkey: str, where: str) -> tuple[str, str, tuple]:
+    """TRL's conversational prompt/completion: both lists of messages, the completion's last
+    assistant turn the response."""
+    prompt, completion = record[pkey], record.get(rkey)
+    if not isinstance(completion, list):
+        raise _err(where, f"'{pkey}' is a list of messages but '{rkey}' is not (got {_tname(completion)})")
+    if not any(isinstance(t, dict) and t.get("role") == "assistant" for t in completion):
+        raise _err(where, f"no 'assistant' turn in '{rkey}'")
+    return _chat(prompt + completion, f"{pkey}+{rkey}", where)
+
+
+def to_sample(record: dict, where: str, fields: dict[str, str] | None = None) -> Sample:
+    """Validate one record and turn it into a Sample; `where` prefixes error messages.
+    fields: the record's own name of an accepted key (data.fields), e.g. {"prompt": "question_text"}."""
     if not isinstance(record, dict):
         raise _err(where, f"record is not a JSON object (got {_tname(record)})")
+    names = {name: (fields or {}).get(name, name) for name in FIELD_NAMES}
+
     # A null value counts as absent: columnar sources (parquet, HF) holding records of
     # several shapes fill the other shapes' columns with nulls.
     def has(key: str) -> bool:
-        return record.get(key) is not None
+        return record.get(names[key]) is not None
 
-    if has("messages"):
-        prompt, response = _chat(record, where)
-        return Sample(sample_id(prompt, response), prompt, response, record, where)
+    if has("messages") or has("conversations"):
+        key = names["messages"] if has("messages") else names["conversations"]
+        turns = record[key] if has("messages") else _sharegpt(record, key, where)
+        prompt, response, before = _chat(turns, key, where)
+        return Sample(sample_id(prompt, response), prompt, response, record, where, before)
+    if has("prompt") and isinstance(record[names["prompt"]], list):
+        prompt, response, before = _conversational(record, names["prompt"], names["completion"], where)
+        return Sample(sample_id(prompt, response), prompt, response, record, where, before)
     # A shape with both keys wins (in order); otherwise the first partly present shape
     # names its missing key.
     shape = next((s for s in _SHAPES if has(s[1]) and has(s[2])), None)
@@ -153,18 +205,26 @@ def to_sample(record: dict, where: str) -> Sample:
         shape = next((s for s in _SHAPES if has(s[1]) or has(s[2])), None)
     if shape is None:
         keys = ", ".join(sorted(map(str, record)))[:120] or "none"
-        raise _err(where, f"record has none of the accepted shapes ({_SHAPES_TEXT}); keys: {keys}")
-    name, pkey, rkey = shape
+        mapped = f" (data.fields renames: {', '.join(f'{k}={v}' for k, v in fields.items())})" if fields else ""
+        raise _err(where, f"record has none of the accepted shapes ({_SHAPES_TEXT}){mapped}; keys: {keys}")
+    name, pkey, rkey = shape[0], names[shape[1]], names[shape[2]]
     prompt = _text(record, pkey, where)
     response = _response(_text(record, rkey, where), rkey, where)
     if not prompt.strip():
         raise _err(where, f"empty '{pkey}'")
     if name == "alpaca":
-        extra = record.get("input")
+        extra = record.get(names["input"])
         if extra is not None and not isinstance(extra, str):
-            raise _err(where, f"non-string 'input' (got {_tname(extra)})")
+            raise _err(where, f"non-string '{names['input']}' (got {_tname(extra)})")
         if extra:
             prompt = prompt + "\n\n" + extra
+    system = record.get(names["system"])
+    if system is not None and not isinstance(system, str):
+        raise _err(where, f"non-string '{names['system']}' (got {_tname(system)})")
+    if system and system.strip():
+        turns = (("system", system), ("user", prompt))
+        prompt = system + "\n\n" + prompt
+        return Sample(sample_id(prompt, response), prompt, response, record, where, turns)
     return Sample(sample_id(prompt, response), prompt, response, record, where)
 
 
@@ -345,8 +405,9 @@ def _sources(path: str, split: str) -> list[tuple[str, Callable[[], Rows]]]:
 # --------------------------------------------------------------------------- public API
 
 
-def read_samples(path: PathLike, *, split: str = "train") -> LoadReport:
-    """Read every record at `path`, validate it and collapse identical samples by id."""
+def read_samples(path: PathLike, *, split: str = "train", fields: dict[str, str] | None = None) -> LoadReport:
+    """Read every record at `path`, validate it and collapse identical samples by id.
+    fields: the records' own names of accepted keys (see to_sample)."""
     root = os.fspath(path)
     seen: set[str] = set()
     samples: list[Sample] = []
@@ -358,7 +419,7 @@ def read_samples(path: PathLike, *, split: str = "train") -> LoadReport:
         try:
             for where, record in rows():
                 count += 1
-                sample = to_sample(record, where)
+                sample = to_sample(record, where, fields)
                 if sample.id in seen:
                     n_duplicates += 1
                 else:
@@ -372,9 +433,9 @@ def read_samples(path: PathLike, *, split: str = "train") -> LoadReport:
     return LoadReport(samples, n_records, n_duplicates, paths)
 
 
-def load_samples(path: PathLike, *, split: str = "train") -> list[Sample]:
+def load_samples(path: PathLike, *, split: str = "train", fields: dict[str, str] | None = None) -> list[Sample]:
     """The unique samples at `path` (see read_samples)."""
-    return read_samples(path, split=split).samples
+    return read_samples(path, split=split, fields=fields).samples
 
 
 def write_samples(samples: Sequence[Sample], path: PathLike) -> None:

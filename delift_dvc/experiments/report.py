@@ -71,9 +71,11 @@ def _test_groups(prepared: str | Path | None) -> tuple[dict[str, str], set[str]]
 
     from delift_dvc.data.samples import load_samples
     from delift_dvc.selection.stratified import label_groups
+    from delift_dvc.stages.ingest import prepared_fields
 
     test_groups = json.loads(path.read_text(encoding="utf-8"))
     if len(set(test_groups.values())) < 2:
         return None
-    test = [s for s in load_samples(Path(prepared) / PREPARED_TEST) if s.id in test_groups]
+    test = [s for s in load_samples(Path(prepared) / PREPARED_TEST, fields=prepared_fields(prepared))
+            if s.id in test_groups]
     return test_groups, label_groups([test_groups[s.id] for s in test], [s.response for s in test])

@@ -56,8 +56,10 @@ class FinetuneConfig:
 
 
 def encode_samples(layout: Layout, samples: Sequence[Sample]) -> list[Encoded]:
-    """The training sequences of `samples` (context, then response + eos as the target)."""
-    return layout.encode_many([(s.prompt, s.response, None) for s in samples], ids=[s.id for s in samples])
+    """The training sequences of `samples` (context, then response + eos as the target; the
+    chat layout gives the model's chat template the samples' own turns)."""
+    return layout.encode_many([(s.prompt, s.response, None) for s in samples], ids=[s.id for s in samples],
+                              turns=[s.turns for s in samples])
 
 
 def collate(encoded: Sequence[Encoded], pad_id: int) -> dict:

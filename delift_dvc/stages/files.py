@@ -27,12 +27,12 @@ from delift_dvc.stages.subset import score_plan, select_plan
 from delift_dvc.store import Store
 
 
-def _load(data: str, target_set: str | None, existing: str | None, budget) -> tuple:
-    """(read report, id -> Sample of data and extra set, plan)."""
+def _load(data: str, target_set: str | None, existing: str | None, budget, fields=None) -> tuple:
+    """(read report, id -> Sample of data and extra set, plan); fields: data.fields."""
     if target_set and existing:
         raise InputError("--target-set and --existing: give at most one of them")
-    report = read_samples(data)
-    extra = load_samples(target_set or existing) if (target_set or existing) else []
+    report = read_samples(data, fields=fields)
+    extra = load_samples(target_set or existing, fields=fields) if (target_set or existing) else []
     with named_as_params(options=True):
         plan: Plan = plan_files([s.id for s in report.samples], [s.id for s in extra], budget,
                                 target_set=bool(target_set), existing=bool(existing))
@@ -42,7 +42,7 @@ def _load(data: str, target_set: str | None, existing: str | None, budget) -> tu
 def score_file(params: Params, data: str, target_set: str | None = None, existing: str | None = None,
                reporter: Reporter | None = None) -> dict:
     """Score every d0 and pair the selection of DATA will read that `params.store` lacks."""
-    report, by_id, plan = _load(data, target_set, existing, params.selection.budget)
+    report, by_id, plan = _load(data, target_set, existing, params.selection.budget, params.data.fields)
     params = replace(params, selection=replace(params.selection, method="delift"))
     with Store(params.store, write=True) as store, named_as_params(options=True):
         store_samples(store, by_id)
@@ -57,7 +57,7 @@ def select_file(params: Params, data: str, out: str, summary: str | None = None,
                 target_set: str | None = None, existing: str | None = None) -> dict:
     """Select from DATA with the stored utilities (nothing is scored here) and write the subset
     as JSONL in the input's shape, plus a JSON summary with the objective and gains."""
-    report, by_id, plan = _load(data, target_set, existing, params.selection.budget)
+    report, by_id, plan = _load(data, target_set, existing, params.selection.budget, params.data.fields)
     groups = sample_groups(report.samples, data)  # only selection reads them
     store_root = Path(params.store)
     device = params.scoring.device

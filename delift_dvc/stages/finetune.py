@@ -8,6 +8,7 @@ from pathlib import Path
 from delift_dvc.config import Params, named_as_params
 from delift_dvc.data.samples import Sample, load_samples
 from delift_dvc.errors import InputError
+from delift_dvc.stages.ingest import prepared_fields
 from delift_dvc.stages.outputs import METRICS, PLOTS, SELECTED_TRAIN, write_csv, write_json
 from delift_dvc.progress import Reporter
 from delift_dvc.utility.layout import Templates
@@ -44,7 +45,8 @@ def selected_subset(params: Params) -> list[Sample]:
     path = Path(params.data.selected) / SELECTED_TRAIN
     if not path.is_file():
         raise InputError(f"{path}: not found (run `delift-dvc select` first)")
-    return load_samples(path) if path.read_bytes().strip() else []
+    fields = prepared_fields(params.data.prepared)  # the subset's records are the pool's
+    return load_samples(path, fields=fields) if path.read_bytes().strip() else []
 
 
 def run_finetune(params: Params, reporter: Reporter | None = None) -> dict:

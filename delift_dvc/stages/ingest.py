@@ -11,24 +11,24 @@ from delift_dvc.data.groups import sample_groups
 from delift_dvc.data.samples import load_samples, read_samples, write_samples
 from delift_dvc.data.split import split_pool
 from delift_dvc.errors import ArgumentError, InputError
-from delift_dvc.stages.outputs import (PREPARED_GROUPS, PREPARED_TARGETS, PREPARED_TEST, PREPARED_TEST_GROUPS,
-                                       PREPARED_TRAIN, write_json)
+from delift_dvc.stages.outputs import (PREPARED_FIELDS, PREPARED_GROUPS, PREPARED_TARGETS, PREPARED_TEST,
+                                       PREPARED_TEST_GROUPS, PREPARED_TRAIN, write_json)
 
 
 def run_ingest(params: Params) -> dict:
     """Write data.prepared/train.jsonl (the pool), groups.json (each pool sample's group: its
     data.group_by field, else its file), test.jsonl (always; empty when there is no test set),
-    test_groups.json (each test sample's group, see test_groups) and, with data.target_set,
-    target_set.jsonl. Without data.test a data.holdout fraction of data.train, chosen by
+    test_groups.json (each test sample's group, see test_groups), fields.json (data.fields, with
+    which the later stages read these records) and, with data.target_set, target_set.jsonl. Without data.test a data.holdout fraction of data.train, chosen by
     content hash, is the test set instead of pool."""
     data = params.data
     prepared = Path(data.prepared)
-    report = read_samples(data.train, split=data.split)
+    report = read_samples(data.train, split=data.split, fields=data.fields)
     samples = sorted(report.samples, key=lambda s: s.id)
     with named_as_params():
         groups = sample_groups(samples, data.train, data.group_by)
     if data.test:
-        test = sorted(load_samples(data.test), key=lambda s: s.id)
+        test = sorted(load_samples(data.test, fields=data.fields), key=lambda s: s.id)
         groups = {**groups, **test_groups(test, data.test, data.group_by)}
         in_test = {s.id for s in test}
         pool = [s for s in samples if s.id not in in_test]  # never train on a test sample
@@ -39,6 +39,7 @@ def run_ingest(params: Params) -> dict:
         if not pool:
             raise InputError(f"{data.train}: all {len(samples)} samples fall in the held-out split "
                              f"(data.holdout {data.holdout}); add samples or lower data.holdout")
+    write_json(prepared / PREPARED_FIELDS, data.fields or {})
     write_samples(pool, prepared / PREPARED_TRAIN)
     write_json(prepared / PREPARED_GROUPS, {s.id: groups[s.id] for s in pool})
     write_samples(test, prepared / PREPARED_TEST)
@@ -47,7 +48,7 @@ def run_ingest(params: Params) -> dict:
                "n_samples": len(pool), "n_test": len(test), "n_groups": len({groups[s.id] for s in pool})}
     targets_path = prepared / PREPARED_TARGETS
     if data.target_set:
-        targets = load_samples(data.target_set)
+        targets = load_samples(data.target_set, fields=data.fields)
         write_samples(sorted(targets, key=lambda s: s.id), targets_path)
         summary["n_target_set"] = len(targets)
     elif targets_path.exists():
@@ -60,9 +61,17 @@ def prepared_pool(params: Params) -> tuple[list, list]:
     prepared = Path(params.data.prepared)
     if not (prepared / PREPARED_TRAIN).is_file():
         raise InputError(f"{prepared / PREPARED_TRAIN}: not found (run `delift-dvc ingest` first)")
-    pool = load_samples(prepared / PREPARED_TRAIN)
-    targets = load_samples(prepared / PREPARED_TARGETS) if params.data.target_set else []
+    fields = prepared_fields(prepared)
+    pool = load_samples(prepared / PREPARED_TRAIN, fields=fields)
+    targets = load_samples(prepared / PREPARED_TARGETS, fields=fields) if params.data.target_set else []
     return pool, targets
+
+
+def prepared_fields(prepared: str | Path) -> dict[str, str] | None:
+    """The data.fields mapping ingest read data.prepared's records with (None: none, or data
+    prepared before the mapping was recorded)."""
+    path = Path(prepared) / PREPARED_FIELDS
+    return (json.loads(path.read_text(encoding="utf-8")) or None) if path.is_file() else None
 
 
 def test_groups(test: list, path: str, group_by: str | None) -> dict[str, str]:
@@ -96,4 +105,4 @@ def prepared_test(params: Params) -> list:
         raise InputError(f"{path}: not found (run `delift-dvc ingest` first)")
     if not path.read_bytes().strip():
         return []
-    return load_samples(path)
+    return load_samples(path, fields=prepared_fields(params.data.prepared))

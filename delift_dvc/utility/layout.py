@@ -129,10 +129,11 @@ class Encoded:
 class Layout:
     """Encodes (prompt, response[, example]) with one tokenizer, templates and length limit.
 
-    chat=True uses the tokenizer's chat template instead of the templates: the example (if any)
-    as a user turn and an assistant turn, then the prompt as a user turn and the generation
-    prompt; the target is the response and eos (the model's end of turn). Too long: the example
-    turns go first, then the prompt loses tokens from its start. There is no shared prefix."""
+    chat=True uses the tokenizer's chat template instead of the templates: a system turn first,
+    the example (if any) as a user turn and an assistant turn, then the sample's turns (or its
+    prompt as a user turn) and the generation prompt; the target is the response and eos (the
+    model's end of turn). Too long: the example turns go first, then the earliest turns after the
+    system turn, then the last turn loses tokens from its start. There is no shared prefix."""
 
     def __init__(self, tokenizer: Any, templates: Templates = Templates(), max_length: int = 2048,
                  overflow: str = "error", chat: bool = False) -> None:
@@ -157,10 +158,16 @@ class Layout:
         return [list(ids) for ids in self.tokenizer(texts, add_special_tokens=False).input_ids]
 
     def encode_many(self, items: list[tuple[str, str | None, tuple[str, str] | None]], *, reserve: int = 0,
-                    ids: list[str] | None = None) -> list[Encoded]:
+                    ids: list[str] | None = None, turns: list[tuple] | None = None) -> list[Encoded]:
         """Encode (prompt, response or None, example or None) items; texts are tokenised in one
-        batch call. `reserve` tokens are kept free for generation. ids name samples in errors."""
-        texts = [self._chat_text(p, e) if self.chat else self.templates.text(p, e) for p, _, e in items]
+        batch call. `reserve` tokens are kept free for generation. ids name samples in errors.
+        turns: per item, the (role, content) turns before the response (Sample.turns; () = the
+        prompt as one user turn), used by the chat layout only: the plain layout's text is the
+        prompt."""
+        turns = turns or [()] * len(items)
+        convs = [self._conversation(p, t) if self.chat else None for (p, _, _), t in zip(items, turns)]
+        texts = [self._chat_text(c, e) if self.chat else self.templates.text(p, e)
+                 for (p, _, e), c in zip(items, convs)]
         responses = [r for _, r, _ in items if r is not None]
         whole = self.tokenize(texts)
         resp_tokens = iter(self.tokenize(responses))
@@ -168,14 +175,24 @@ class Layout:
         for k, ((prompt, response, example), tokens) in enumerate(zip(items, whole)):
             target = [] if response is None else next(resp_tokens) + [self.eos]
             who = ids[k] if ids else "?"
-            out.append(self._fit(prompt, example, tokens, target, reserve, who))
+            out.append(self._fit(convs[k] if self.chat else prompt, example, tokens, target, reserve, who))
         return out
 
-    def _chat_text(self, prompt: str, example: tuple[str, str] | None) -> str:
-        turns = [] if example is None else [{"role": "user", "content": example[0]},
+    @staticmethod
+    def _conversation(prompt: str, turns) -> list[dict]:
+        """Chat messages before the response: the sample's turns, or the prompt as a user turn."""
+        if not turns:
+            return [{"role": "user", "content": prompt}]
+        return [{"role": role, "content": content} for role, content in turns]
+
+    def _chat_text(self, conversation: list[dict], example: tuple[str, str] | None) -> str:
+        """The chat template's text: system turns first, the example as a user and an assistant
+        turn, then the conversation, then the generation prompt."""
+        system = conversation[:1] if conversation[0]["role"] == "system" else []
+        rest = conversation[len(system):]
+        shown = [] if example is None else [{"role": "user", "content": example[0]},
                                             {"role": "assistant", "content": example[1]}]
-        turns.append({"role": "user", "content": prompt})
-        return self.tokenizer.apply_chat_template(turns, add_generation_prompt=True, tokenize=False)
+        return self.tokenizer.apply_chat_template(system + shown + rest, add_generation_prompt=True, tokenize=False)
 
     def encode(self, prompt: str, response: str | None, example: tuple[str, str] | None = None, *,
                reserve: int = 0, sample_id: str = "?") -> Encoded:
@@ -183,7 +200,7 @@ class Layout:
         return self.encode_many([(prompt, response, example)], reserve=reserve, ids=[sample_id])[0]
 
     # -- truncation and prefix ----------------------------------------------------------------
-    def _fit(self, prompt: str, example, tokens: list[int], target: list[int], reserve: int,
+    def _fit(self, prompt, example, tokens: list[int], target: list[int], reserve: int,
              who: str) -> Encoded:
         limit = self.max_length - reserve
         eos_after = 0 if self.chat else 1  # the chat text ends with the generation prompt, no eos
@@ -231,21 +248,28 @@ class Layout:
             cut = starts[drop] if drop < len(starts) else start + len(prompt)
             prompt = prompt[cut - start :]
 
-    def _cut_chat(self, prompt: str, example, tail_tokens: int, limit: int) -> list[int]:
-        """Chat tokens with the example turns dropped, then the prompt cut from its start."""
+    def _cut_chat(self, conversation: list[dict], example, tail_tokens: int, limit: int) -> list[int]:
+        """Chat tokens with the example turns dropped, then the conversation's earliest turns
+        after its system turn, then the last turn cut from its start."""
+        conversation = list(conversation)
         while True:
-            tokens = self.tokenize([self._chat_text(prompt, example)])[0]
+            tokens = self.tokenize([self._chat_text(conversation, example)])[0]
             excess = len(tokens) + tail_tokens - limit
             if excess <= 0:
                 return tokens
             if example is not None:
                 example = None
                 continue
-            starts = [s for s, _ in self.tokenizer(prompt, add_special_tokens=False,
+            first = 1 if conversation[0]["role"] == "system" and len(conversation) > 1 else 0
+            if len(conversation) - first > 1:
+                del conversation[first]
+                continue
+            last = conversation[-1]["content"]
+            starts = [s for s, _ in self.tokenizer(last, add_special_tokens=False,
                                                    return_offsets_mapping=True).offset_mapping]
             if len(starts) <= 1:
                 return tokens  # nothing left to cut: the caller reports what does not fit
-            prompt = prompt[starts[min(excess, len(starts) - 1)]:]
+            conversation[-1] = {**conversation[-1], "content": last[starts[min(excess, len(starts) - 1)]:]}
 
     def _shared_prefix(self, example: tuple[str, str], tokens: list[int]) -> int:
         key = example

@@ -101,7 +101,9 @@ def resolve_model(name: str | None) -> ModelSource:
         folder = Path(snapshot_download(str(name), local_files_only=True))
     except Exception as exc:  # noqa: BLE001 - any hub failure means: not available offline
         raise ModelUnavailableError(
-            f"model '{name}': not found locally and the hub is offline ({type(exc).__name__})"
+            f"model '{name}': not in the local Hugging Face cache, and delift-dvc never downloads "
+            f"({type(exc).__name__}); fetch it once where there is network with `hf download {name}` "
+            "and copy the cache folder (~/.cache/huggingface, or $HF_HOME) here, or give a local model folder"
         ) from None
     return ModelSource(str(name), str(folder), None, _folder_weights_hash(folder))
 

@@ -137,3 +137,14 @@ def test_auto_batch_tokens_on_the_cpu(tiny_model_dir):
     assert scorer.batch_tokens == devices.CPU_BATCH_TOKENS
     with pytest.raises(InputError, match="batch_tokens 'big'"):
         Scorer(str(tiny_model_dir), batch_tokens="big")
+
+
+def test_a_hub_id_not_in_the_cache_says_how_to_fetch_it(tmp_path, monkeypatch):
+    from delift_dvc.errors import ModelUnavailableError
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(ModelUnavailableError) as info:
+        models.resolve_model("HuggingFaceTB/SmolLM2-360M-Instruct")
+    message = str(info.value)
+    assert "\n" not in message and message.startswith("model 'HuggingFaceTB/SmolLM2-360M-Instruct': not in the local")
+    assert "`hf download HuggingFaceTB/SmolLM2-360M-Instruct`" in message and "local model folder" in message

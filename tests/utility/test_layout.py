@@ -138,3 +138,33 @@ def test_chat_layout_cuts_the_example_turns_first(tokenizer):
     assert "word" not in tokenizer.decode(short.context) and "Short question?" in tokenizer.decode(short.context)
     long_prompt = Layout(tokenizer, max_length=80, chat=True).encode("ask " * 200, "Short answer.")
     assert len(long_prompt.tokens) <= 80 and long_prompt.target == full.target
+
+
+TURNS = (("system", "You translate English to French."), ("user", "cat"), ("assistant", "chat"), ("user", "dog"))
+
+
+def test_chat_layout_gives_the_template_the_samples_turns(tokenizer):
+    layout = Layout(tokenizer, chat=True)
+    (enc,) = layout.encode_many([("flattened prompt", "chien", None)], turns=[TURNS])
+    text = tokenizer.apply_chat_template([{"role": r, "content": c} for r, c in TURNS], add_generation_prompt=True,
+                                         tokenize=False)
+    assert enc.context == whole(tokenizer, text) and enc.target == whole(tokenizer, "chien") + [tokenizer.eos_token_id]
+    assert "flattened prompt" not in tokenizer.decode(enc.context)
+    # the plain layout scores the flattened prompt: turns do not change it
+    plain = Layout(tokenizer)
+    assert plain.encode_many([("flattened prompt", "chien", None)], turns=[TURNS]) == [plain.encode("flattened prompt", "chien")]
+    # an in-context example goes after the system turn, before the sample's turns
+    (icl,) = layout.encode_many([("p", "chien", ("horse", "cheval"))], turns=[TURNS])
+    shown = [{"role": "system", "content": TURNS[0][1]}, {"role": "user", "content": "horse"},
+             {"role": "assistant", "content": "cheval"}] + [{"role": r, "content": c} for r, c in TURNS[1:]]
+    assert icl.context == whole(tokenizer, tokenizer.apply_chat_template(shown, add_generation_prompt=True, tokenize=False))
+
+
+def test_chat_layout_drops_the_earliest_turns_after_the_system_turn(tokenizer):
+    turns = (("system", "Be brief."), ("user", "word " * 60), ("assistant", "ok"), ("user", "Last question?"))
+    (full,) = Layout(tokenizer, chat=True).encode_many([("p", "Yes.", None)], turns=[turns])
+    (short,) = Layout(tokenizer, max_length=60, chat=True).encode_many([("p", "Yes.", None)], turns=[turns])
+    assert len(full.tokens) > 60 >= len(short.tokens) and short.truncated
+    decoded = tokenizer.decode(short.context)
+    assert "Be brief." in decoded and "Last question?" in decoded and "word" not in decoded
+    assert short.target == full.target

@@ -1,0 +1,141 @@
+"""What the selection report shows, gathered from what the stages already wrote: the recorded
+subset (data.selected/selection.json), the prepared pool and its groups, the utility histogram
+(plots) and, where LM values are stored, each sample's mean utility as a one-shot example."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from delift_dvc.config import Params
+from delift_dvc.errors import InputError
+from delift_dvc.stages.ingest import prepared_groups, prepared_pool
+from delift_dvc.stages.outputs import PLOTS
+from delift_dvc.stages.select import read_record
+from delift_dvc.store import Store
+
+FEW_SHARE = 0.5  # a group is flagged "few picks" below this share of its proportional picks
+SHOWN = 3  # picks and unpicked samples shown per group
+SNIPPET = 160  # characters of a prompt or response shown
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One sample as the report shows it: rank in the subset (None: not picked), its gain when
+    picked, its mean UF as a one-shot example over the stored pairs (None: no LM values)."""
+
+    id: str
+    prompt: str
+    response: str
+    rank: int | None
+    gain: float | None
+    mean_uf: float | None
+
+
+@dataclass(frozen=True)
+class GroupRow:
+    """A group's pool and subset counts, its proportional share of the picks and its flag."""
+
+    group: str
+    pool: int
+    selected: int
+    expected: float  # pool share x subset size
+    flag: str  # "", "no pick" or "few picks"
+    picks: list[Shown] = field(default_factory=list)
+    unpicked: list[Shown] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SelectionReport:
+    method: str
+    mode: str
+    budget: float | int
+    n_samples: int
+    n_selected: int
+    objective_name: str
+    objective: float
+    scorer: str | None
+    version: str
+    counts: dict  # n_new, n_kept, n_removed of the data update
+    n_added: int
+    n_kept: int
+    gains: list[float]
+    histogram: list[tuple[float, int]]  # (UF bin centre, pairs)
+    groups: list[GroupRow]
+
+    @property
+    def flagged(self) -> list[GroupRow]:
+        return [g for g in self.groups if g.flag]
+
+
+def _snippet(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= SNIPPET else text[: SNIPPET - 1] + "…"
+
+
+def _histogram(path: Path) -> list[tuple[float, int]]:
+    if not path.is_file():
+        return []
+    with path.open(encoding="utf-8", newline="") as handle:
+        return [(float(r["uf"]), int(r["pairs"])) for r in csv.DictReader(handle)]
+
+
+def _mean_uf(params: Params, record: dict) -> dict[str, float]:
+    """id -> mean UF of the sample as the example, over this version's stored pairs."""
+    if not record.get("scorer") or not Path(params.store).is_dir():
+        return {}
+    with Store(params.store) as store:
+        rows = store.connect().execute(
+            "SELECT example, AVG(uf) FROM utility WHERE scorer = ? AND version = ? GROUP BY example",
+            [record["scorer"], record["version"]["name"]]).fetchall()
+    return {example: float(value) for example, value in rows}
+
+
+def flag(pool: int, selected: int, expected: float) -> str:
+    """"no pick" for a group without a pick, "few picks" for fewer than FEW_SHARE of its
+    proportional share (when that share is at least one pick), else ""."""
+    if pool and selected == 0:
+        return "no pick"
+    if expected >= 1 and selected < FEW_SHARE * expected:
+        return "few picks"
+    return ""
+
+
+def gather(params: Params) -> SelectionReport:
+    """The report of the subset recorded in data.selected, for the prepared pool it was chosen from."""
+    record = read_record(params)
+    pool, _ = prepared_pool(params)
+    by_id = {s.id: s for s in pool}
+    missing = [i for i in record["ids"] if i not in by_id]
+    if missing:
+        raise InputError(f"{Path(params.data.selected) / 'selection.json'}: {len(missing)} picks are not in "
+                         f"{params.data.prepared} (run `dvc repro` again)")
+    groups = prepared_groups(params, pool)
+    means = _mean_uf(params, record)
+    rank = {i: k for k, i in enumerate(record["ids"], start=1)}
+    gains = record.get("gains") or []
+    n_selected = len(record["ids"])
+
+    def shown(sample_id: str) -> Shown:
+        s, r = by_id[sample_id], rank.get(sample_id)
+        gain = gains[r - 1] if r is not None and r <= len(gains) else None
+        return Shown(s.id, _snippet(s.prompt), _snippet(s.response), r, gain, means.get(s.id))
+
+    members: dict[str, list[str]] = {}
+    for s in pool:  # pool order: sorted by id, so "typical" unpicked samples are content-hash draws
+        members.setdefault(groups[s.id], []).append(s.id)
+    rows = []
+    for name in sorted(members):
+        ids = members[name]
+        picked = sorted((i for i in ids if i in rank), key=rank.__getitem__)
+        others = [i for i in ids if i not in rank]
+        expected = len(ids) / len(pool) * n_selected
+        rows.append(GroupRow(name, len(ids), len(picked), expected, flag(len(ids), len(picked), expected),
+                             [shown(i) for i in picked[:SHOWN]], [shown(i) for i in others[:SHOWN]]))
+    return SelectionReport(
+        method=record["method"], mode=record["mode"], budget=record["budget"], n_samples=len(pool),
+        n_selected=n_selected, objective_name=record["objective_name"], objective=record["objective"],
+        scorer=record.get("scorer"), version=record["version"]["name"], counts=record.get("counts", {}),
+        n_added=len(record.get("added", [])), n_kept=len(record.get("kept", [])), gains=list(gains),
+        histogram=_histogram(Path(params.plots) / PLOTS["utility_hist"]), groups=rows)
