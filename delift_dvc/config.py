@@ -224,6 +224,11 @@ class ScoringParams:
     example_template: str = _key(ONE_EXAMPLE_TEMPLATE, text)
 
 
+# scoring keys that say where and how fast values are computed, never what they are: no stage
+# dependency in dvc.yaml (every other scoring key is one)
+SCORING_RUNTIME = ("device", "batch_tokens", "segment_pairs", "threads", "executor", "workers", "ray_address")
+
+
 @dataclass(frozen=True)
 class UtilityParams:
     pairs: str = _key("dense", choice(PAIR_MODES), "dense: every pair; knn: each target with its --k nearest "
