@@ -85,6 +85,10 @@ class Run:
     def key(self) -> tuple[str, str, str]:
         return self.method, str(self.budget), str(self.seed)
 
+    def name(self) -> str:
+        """The experiment's name in `dvc exp show` and its log file's stem: method-bBUDGET-sSEED."""
+        return f"{self.method}-b{self.budget}-s{self.seed}" + ("-update" if self.update is not None else "")
+
 
 def grid(methods: Sequence[str], budgets: Sequence[float | int], seeds: Sequence[int],
          update: str | None = None, coverage: float = DEFAULT_COVERAGE,

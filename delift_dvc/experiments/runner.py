@@ -21,6 +21,8 @@ __all__ = ["run_grid", "read_protocol", "restore_project"]
 
 BACKUP = ".restore"  # OUT/.restore/: params.yaml and dvc.lock as they were before the sweep
 PROJECT_FILES = ("params.yaml", "dvc.lock")
+INDEX = "git-index.txt"  # OUT/.restore/: their git index entries before the sweep (`git ls-files -s`)
+LOGS = "logs"  # OUT/logs/NAME.log: each run's whole `dvc exp run` output
 
 
 def run_grid(runs: Sequence[Run], out: str | Path, params_path: str = "params.yaml",
@@ -60,9 +62,10 @@ def _run_all(todo: Sequence[Run], params, out: Path, dry_run: bool, echo: Callab
     for k, run in enumerate(todo, start=1):
         if run.update is not None and run.budget != first_version_budget:
             _exp_run(first_version_overrides(params.data.train, run.budget), dry_run, echo,
-                     targets=["score"], label=f"[{k}/{len(todo)}] first version at budget {run.budget}: ")
+                     targets=["score"], label=f"[{k}/{len(todo)}] first version at budget {run.budget}: ",
+                     name=f"first-version-b{run.budget}", logs=out / LOGS)
             first_version_budget = run.budget
-        _exp_run(run.overrides(), dry_run, echo, label=f"[{k}/{len(todo)}] ")
+        _exp_run(run.overrides(), dry_run, echo, label=f"[{k}/{len(todo)}] ", name=run.name(), logs=out / LOGS)
         if not dry_run:
             _harvest(run, params, out)
 
@@ -88,39 +91,91 @@ def _drop_unfinished(out: Path, done: set) -> None:
             write_rows(path, kept, columns)
 
 
+def _index_entries() -> str:
+    """`git ls-files -s` of params.yaml and dvc.lock (empty outside git)."""
+    done = subprocess.run(["git", "ls-files", "-s", "--", *PROJECT_FILES], capture_output=True, text=True)
+    return done.stdout if done.returncode == 0 else ""
+
+
 def _save_project(out: Path) -> None:
-    """OUT/.restore/: a copy of params.yaml and dvc.lock, each written atomically."""
+    """OUT/.restore/: a copy of params.yaml and dvc.lock and their git index entries, each
+    written atomically (the index last: it marks the backup complete)."""
     for name in PROJECT_FILES:
         if Path(name).exists():
             write_bytes(out / BACKUP / name, Path(name).read_bytes())
+    write_text(out / BACKUP / INDEX, _index_entries())
 
 
 def restore_project(out: Path, echo: Callable[[str], None]) -> None:
-    """Put back params.yaml and dvc.lock from OUT/.restore and remove it (nothing when absent)."""
+    """Put back params.yaml and dvc.lock from OUT/.restore, and their git index entries (a run
+    stopped inside `dvc exp run` can leave the overrides staged), then remove it (nothing when
+    absent)."""
     folder = out / BACKUP
     if not folder.is_dir():
         return
     names = [name for name in PROJECT_FILES if (folder / name).is_file()]
     for name in names:
         write_bytes(name, (folder / name).read_bytes())
+    index = folder / INDEX
+    if index.is_file():
+        saved = index.read_text(encoding="utf-8")
+        if saved != _index_entries():
+            _put_index(saved)
+    for name in names:
         (folder / name).unlink()
+    index.unlink(missing_ok=True)
     folder.rmdir()
     if names:
         echo(f"restored {' and '.join(names)} from {folder} (a sweep stopped before it could)")
 
 
+def _put_index(saved: str) -> None:
+    """The git index entries of PROJECT_FILES as `git ls-files -s` printed them (a file not in
+    the index then is removed from it)."""
+    entries = {}
+    for line in saved.splitlines():
+        meta, _, path = line.partition("\t")
+        mode, blob, _stage = meta.split()
+        entries[path] = (mode, blob)
+    for name in PROJECT_FILES:
+        if name in entries:
+            mode, blob = entries[name]
+            subprocess.run(["git", "update-index", "--cacheinfo", f"{mode},{blob},{name}"], capture_output=True)
+        else:
+            subprocess.run(["git", "rm", "-q", "--cached", "--ignore-unmatch", "--", name], capture_output=True)
+
+
 def _exp_run(overrides: list[str], dry_run: bool, echo: Callable[[str], None],
-             targets: Sequence[str] = (), label: str = "") -> None:
-    """One `dvc exp run -S ++key=value ...` (up to `targets`' stages when given; `++` also adds a
-    key that params.yaml leaves to its default); DeliftError when it fails."""
-    command = ["dvc", "exp", "run", *[arg for o in overrides for arg in ("-S", "++" + o)], *targets]
+             targets: Sequence[str] = (), label: str = "", name: str | None = None,
+             logs: Path | None = None) -> None:
+    """One `dvc exp run -n NAME -S ++key=value ...` (up to `targets`' stages when given; `++` also
+    adds a key that params.yaml leaves to its default), its whole output in LOGS/NAME.log; a
+    DeliftError with the stage's own error line when it fails. An experiment of that name left
+    by an unfinished earlier sweep is replaced."""
+    named = ["-n", name] if name else []
+    command = ["dvc", "exp", "run", *named, *[arg for o in overrides for arg in ("-S", "++" + o)], *targets]
     echo(label + " ".join(command))
     if dry_run:
         return
+    if name:
+        subprocess.run(["dvc", "exp", "remove", name], capture_output=True, text=True)
     done = subprocess.run(command, capture_output=True, text=True)
+    log = None
+    if logs is not None and name:
+        log = write_text(logs / f"{name}.log", f"$ {' '.join(command)}\n{done.stdout}{done.stderr}")
     if done.returncode != 0:
-        tail = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or ["?"]
-        raise DeliftError(f"dvc exp run {' '.join(overrides)}: failed ({tail[0]})")
+        where = f"; whole output in {log}" if log else ""
+        raise DeliftError(f"dvc exp run {name or ' '.join(overrides)}: failed ({failure_line(done.stderr, done.stdout)})"
+                          + where)
+
+
+def failure_line(stderr: str, stdout: str) -> str:
+    """The line that says why a `dvc exp run` failed: a stage's own one-line "error: ..." (the
+    delift-dvc CLI's), else DVC's last "ERROR: ..." line, else the last line."""
+    lines = [line.strip() for line in (stderr + "\n" + stdout).splitlines() if line.strip()]
+    ours = [line for line in lines if line.startswith("error: ")]
+    theirs = [line for line in lines if line.startswith("ERROR: ")]
+    return (ours or theirs or lines or ["?"])[-1]
 
 
 def read_protocol(out: Path) -> dict:

@@ -19,7 +19,7 @@ from pathlib import Path
 from delift_dvc.experiments import runner
 from delift_dvc.experiments.grid import grid
 
-def fake_exp_run(overrides, dry_run, echo, targets=(), label=""):
+def fake_exp_run(overrides, dry_run, echo, targets=(), label="", name=None, logs=None):
     seed = int(next(o for o in overrides if o.startswith("selection.seed=")).split("=")[1])
     Path("params.yaml").write_text("selection:\n  seed: %d\n" % seed)   # as `dvc exp run -S` does
     Path("dvc.lock").write_text("changed by run %d\n" % seed)
