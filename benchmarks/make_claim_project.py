@@ -183,6 +183,9 @@ def main() -> None:
     root: Path = args.dir
     if root.exists():
         raise SystemExit(f"{root}: exists; pick a new --dir")
+    if not SHARED.is_dir():
+        raise SystemExit(f"error: {SHARED}: not found (the team's shared data sets beside the checkout; "
+                         "this script builds its projects from them)")
     root.mkdir(parents=True)
     for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
         shutil.copy(REPO / name, root / name)

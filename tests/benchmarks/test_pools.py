@@ -135,3 +135,20 @@ def test_overlap_between_test_and_pool_is_refused(sources):
         pools.check_disjoint(pool, sibling, {"t0_sib": "t0"})
     with pytest.raises(SystemExit, match="pool kind"):
         build("p9", sources)
+
+
+def test_make_claim_project_without_the_shared_data_is_a_one_line_error(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    bench = Path(__file__).resolve().parents[2] / "benchmarks"
+    copy = tmp_path / "repo" / "benchmarks"  # a checkout with no ../shared beside it
+    copy.mkdir(parents=True)
+    for name in ("make_claim_project.py", "pools.py"):
+        shutil.copy(bench / name, copy / name)
+    done = subprocess.run([sys.executable, str(copy / "make_claim_project.py"), "--task", "pool",
+                           "--dir", str(tmp_path / "project")], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "shared" in done.stderr and "not found" in done.stderr
+    assert not (tmp_path / "project").exists()
