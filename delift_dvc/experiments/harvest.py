@@ -22,22 +22,50 @@ from delift_dvc.stages.outputs import METRICS, PLOTS, SELECTION_RECORD
 __all__ = ["COLUMNS", "SAMPLE_COLUMNS", "SUBSET_COLUMNS", "VARIANTS", "METRIC_NAMES", "run_rows", "sample_rows",
            "subset_rows", "read_rows", "append_rows", "write_rows"]
 
-COLUMNS = ["method", "budget", "seed", "n_train", "variant", "nll", "rouge_l", "cosine"]
+COLUMNS = ["method", "budget", "seed", "n_train", "variant", "nll", "rouge_l", "cosine", "lm_values", "score_seconds"]
 SAMPLE_COLUMNS = ["method", "budget", "seed", "variant", "id", "nll", "rouge_l", "cosine", "exact"]
-OPTIONAL_COLUMNS = {"exact"}  # absent from tables of an older version: read as ""
+# absent from tables of an older version: read as ""
+OPTIONAL_COLUMNS = {"exact", "lm_values", "score_seconds"}
 SUBSET_COLUMNS = ["method", "budget", "seed", "rank", "id"]
 
 
-def run_rows(run: Run, metrics: Path) -> list[dict]:
-    """compare.csv rows of a finished run: the initial model once, then its variants."""
+def run_rows(run: Run, metrics: Path, score_seconds: float | None = None) -> list[dict]:
+    """compare.csv rows of a finished run: the initial model once, then its variants, each with
+    the selection's cost: `lm_values`, the LM-scored values (d0 and pairs) its kernel reads, which
+    is its LM passes from an empty store (0 for methods without LM values), and `score_seconds`,
+    the wall time of this run's score stage (the store reused: mostly the selection itself; ""
+    when DVC skipped the stage)."""
     result = json.loads((metrics / METRICS["evaluate"]).read_text(encoding="utf-8"))
     if not result.get("n_test"):
         raise DeliftError("compare: the project has no test set (set data.test, or data.holdout > 0)")
     initial = json.loads((metrics / METRICS["evaluate_initial"]).read_text(encoding="utf-8"))["initial"]
     n_train = result["subset"]["n_train"]
+    cost = {"lm_values": str(lm_values(metrics)),
+            "score_seconds": "" if score_seconds is None else f"{score_seconds:.1f}"}
     rows = [_row("initial", 0, 0, 0, "initial", initial)]
-    rows += [_row(run.method, run.budget, run.seed, n_train, v, result[v]) for v in VARIANTS if v in result]
+    rows += [{**_row(run.method, run.budget, run.seed, n_train, v, result[v]), **cost} for v in VARIANTS if v in result]
     return rows
+
+
+def lm_values(metrics: Path) -> int:
+    """LM values the selection read: scored now plus reused from the store (metrics/score.json)."""
+    path = metrics / METRICS["score"]
+    if not path.is_file():
+        return 0
+    counts = json.loads(path.read_text(encoding="utf-8"))
+    return sum(int(counts.get(k, 0)) for k in ("pairs_scored", "pairs_reused", "baselines_scored", "baselines_reused"))
+
+
+def stage_seconds(output: str) -> float | None:
+    """The `seconds` of the score stage's JSON line in a `dvc exp run` output (None: not run)."""
+    for line in output.splitlines():
+        line = line.strip()
+        if line.startswith("{") and '"seconds"' in line and '"pairs_scored"' in line:
+            try:
+                return float(json.loads(line)["seconds"])
+            except (ValueError, KeyError, TypeError):
+                return None
+    return None
 
 
 def sample_rows(run: Run, plots: Path) -> list[dict]:
@@ -68,7 +96,7 @@ def subset_rows(run: Run, selected: Path) -> list[dict]:
 
 def _row(method, budget, seed, n_train, variant, values: dict) -> dict:
     return {"method": method, "budget": str(budget), "seed": str(seed), "n_train": str(n_train),
-            "variant": variant, **{m: f"{values[m]:.6f}" for m in METRIC_NAMES}}
+            "variant": variant, **{m: f"{values[m]:.6f}" for m in METRIC_NAMES}, "lm_values": "", "score_seconds": ""}
 
 
 def read_rows(path: Path, columns: list[str] = COLUMNS) -> list[dict]:

@@ -11,7 +11,7 @@ from delift_dvc.errors import InputError
 from delift_dvc.experiments.grid import COMPARE_METHODS, against
 from delift_dvc.experiments.harvest import SAMPLE_COLUMNS, VARIANTS, read_rows
 from delift_dvc.experiments.runner import read_protocol
-from delift_dvc.quality.report import (curves_csv, group_markdown, group_summary, markdown, paired_markdown,
+from delift_dvc.quality.report import (cost_markdown, curves_csv, group_markdown, group_summary, markdown, paired_markdown,
                                        paired_table, plot_png, summarize)
 from delift_dvc.stages.outputs import PREPARED_TEST, PREPARED_TEST_GROUPS
 
@@ -36,6 +36,8 @@ def report(out: str | Path, prepared: str | Path | None = None) -> str:
     if "temperature" in protocol:
         header += f"; delift_temp = delift with selection.strata group_label, temperature {protocol['temperature']:g}"
     table = header + "\n\n" + markdown(summary)
+    if any(r.get("lm_values") for r in rows):
+        table += "\nSelection cost:\n\n" + cost_markdown(rows)
     samples = read_rows(out / "compare_samples.csv", SAMPLE_COLUMNS)
     groups = _test_groups(prepared)
     if groups is not None:

@@ -13,7 +13,7 @@ from delift_dvc.atomic import write_bytes, write_text
 from delift_dvc.errors import DeliftError, InputError
 from delift_dvc.experiments.grid import OPTIONS, Run, first_version_overrides
 from delift_dvc.experiments.harvest import (COLUMNS, SAMPLE_COLUMNS, SUBSET_COLUMNS, append_rows, read_rows,
-                                            run_rows, sample_rows, subset_rows, write_rows)
+                                            run_rows, sample_rows, stage_seconds, subset_rows, write_rows)
 from delift_dvc.stages.outputs import METRICS
 
 __all__ = ["run_grid", "read_protocol", "restore_project"]
@@ -65,15 +65,16 @@ def _run_all(todo: Sequence[Run], params, out: Path, dry_run: bool, echo: Callab
                      targets=["score"], label=f"[{k}/{len(todo)}] first version at budget {run.budget}: ",
                      name=f"first-version-b{run.budget}", logs=out / LOGS)
             first_version_budget = run.budget
-        _exp_run(run.overrides(), dry_run, echo, label=f"[{k}/{len(todo)}] ", name=run.name(), logs=out / LOGS)
+        output = _exp_run(run.overrides(), dry_run, echo, label=f"[{k}/{len(todo)}] ", name=run.name(),
+                          logs=out / LOGS)
         if not dry_run:
-            _harvest(run, params, out)
+            _harvest(run, params, out, stage_seconds(output or ""))
 
 
-def _harvest(run: Run, params, out: Path) -> None:
+def _harvest(run: Run, params, out: Path, score_seconds: float | None = None) -> None:
     """A finished run's rows: per sample, its subset, the protocol, and last its compare.csv
     rows, which mark the run done."""
-    rows = run_rows(run, Path(params.metrics))  # read first: a run without a test set fails here
+    rows = run_rows(run, Path(params.metrics), score_seconds)  # read first: a run without a test set fails here
     append_rows(out / "compare_samples.csv", sample_rows(run, Path(params.plots)), SAMPLE_COLUMNS, 5)
     append_rows(out / "compare_subsets.csv", subset_rows(run, Path(params.data.selected)), SUBSET_COLUMNS, 4)
     _record_protocol(out, Path(params.metrics), run)
@@ -147,7 +148,7 @@ def _put_index(saved: str) -> None:
 
 def _exp_run(overrides: list[str], dry_run: bool, echo: Callable[[str], None],
              targets: Sequence[str] = (), label: str = "", name: str | None = None,
-             logs: Path | None = None) -> None:
+             logs: Path | None = None) -> str | None:
     """One `dvc exp run -n NAME -S ++key=value ...` (up to `targets`' stages when given; `++` also
     adds a key that params.yaml leaves to its default), its whole output in LOGS/NAME.log; a
     DeliftError with the stage's own error line when it fails. An experiment of that name left
@@ -156,7 +157,7 @@ def _exp_run(overrides: list[str], dry_run: bool, echo: Callable[[str], None],
     command = ["dvc", "exp", "run", *named, *[arg for o in overrides for arg in ("-S", "++" + o)], *targets]
     echo(label + " ".join(command))
     if dry_run:
-        return
+        return None
     if name:
         subprocess.run(["dvc", "exp", "remove", name], capture_output=True, text=True)
     done = subprocess.run(command, capture_output=True, text=True)
@@ -167,6 +168,7 @@ def _exp_run(overrides: list[str], dry_run: bool, echo: Callable[[str], None],
         where = f"; whole output in {log}" if log else ""
         raise DeliftError(f"dvc exp run {name or ' '.join(overrides)}: failed ({failure_line(done.stderr, done.stdout)})"
                           + where)
+    return done.stdout
 
 
 def failure_line(stderr: str, stdout: str) -> str:

@@ -173,6 +173,24 @@ def markdown(summary: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cost_markdown(rows: list[dict]) -> str:
+    """Selection cost per method and budget (compare.csv rows with lm_values / score_seconds):
+    the LM values its kernel reads, which are its LM passes from an empty store, and the median
+    over seeds of the score stage's seconds with the store reused ("" where not recorded)."""
+    cells: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        if r["method"] != "initial" and r["variant"] == "finetuned":
+            cells.setdefault((r["method"], r["budget"]), []).append(r)
+    lines = ["| method | budget | LM values read (= LM passes from an empty store) | score stage s (median) |",
+             "|---|---|---:|---:|"]
+    for (method, budget), group in sorted(cells.items()):
+        values = sorted({g["lm_values"] for g in group if g.get("lm_values")})
+        seconds = sorted(float(g["score_seconds"]) for g in group if g.get("score_seconds"))
+        median = f"{float(np.median(seconds)):.1f}" if seconds else ""
+        lines.append(f"| {method} | {budget} | {' / '.join(values)} | {median} |")
+    return "\n".join(lines) + "\n"
+
+
 def curves_csv(summary: list[dict], series: Sequence[tuple[str, str]]) -> str:
     """ROUGE-L means by budget, one column per (method, variant) of `series` (each always has its
     column, empty where it did not run); full and initial repeat as flat reference lines."""

@@ -183,14 +183,14 @@ def test_compare_refuses_to_mix_coverage_weights(tmp_path, monkeypatch):
     (tmp_path / "params.yaml").write_text("{}\n")
     reports = tmp_path / "reports"
     reports.mkdir()
-    (reports / "compare.csv").write_text(",".join(COLUMNS) + "\ndelift_cov,0.3,0,3,finetuned,1.0,20.0,0.5\n")
+    (reports / "compare.csv").write_text(",".join(COLUMNS) + "\ndelift_cov,0.3,0,3,finetuned,1.0,20.0,0.5,,\n")
     (reports / "protocol.json").write_text('{"embedding_coverage": 0.25, "protocol": "steps"}\n')
     lines = []
     with pytest.raises(InputError, match="holds delift_cov runs at 0.25"):
         run_grid(grid(["delift_cov"], [0.3], [0, 1], coverage=0.5), "reports", dry_run=True, echo=lines.append)
     run_grid(grid(["delift_cov"], [0.3], [0, 1], coverage=0.25), "reports", dry_run=True, echo=lines.append)
     assert lines[0] == "2 runs, 1 already in reports/compare.csv, 1 to run"
-    (reports / "compare.csv").write_text(",".join(COLUMNS) + "\ndelift_bal,0.3,0,3,finetuned,1.0,20.0,0.5\n")
+    (reports / "compare.csv").write_text(",".join(COLUMNS) + "\ndelift_bal,0.3,0,3,finetuned,1.0,20.0,0.5,,\n")
     (reports / "protocol.json").write_text('{"balance_clusters": 12, "protocol": "steps"}\n')
     with pytest.raises(InputError, match="--balance-clusters 8: reports/protocol.json holds delift_bal runs at 12"):
         run_grid(grid(["delift_bal"], [0.3], [0, 1], clusters=8), "reports", dry_run=True, echo=lines.append)

@@ -49,3 +49,25 @@ def test_the_failure_line_is_the_stages_own_error():
     assert runner.failure_line("ERROR: something in dvc\n", "") == "ERROR: something in dvc"
     assert runner.failure_line("", "last words\n") == "last words"
     assert runner.failure_line("", "") == "?"
+
+
+def test_selection_cost_from_score_metrics_and_the_stage_output(tmp_path):
+    import json
+
+    from delift_dvc.experiments.harvest import lm_values, stage_seconds
+    from delift_dvc.quality.report import cost_markdown
+
+    (tmp_path / "score.json").write_text(json.dumps({"pairs_scored": 10, "pairs_reused": 90, "baselines_scored": 2,
+                                                     "baselines_reused": 8, "n_samples": 10}))
+    assert lm_values(tmp_path) == 110
+    assert lm_values(tmp_path / "none") == 0
+    output = ("Running stage 'score':\n> delift-dvc score\n"
+              '{"blocks": 1, "pairs_scored": 0, "seconds": 3.25, "version": "v1"}\nRunning stage \'select\':\n')
+    assert stage_seconds(output) == 3.25
+    assert stage_seconds("Stage 'score' didn't change, skipping\n") is None
+    rows = [{"method": "delift", "budget": "0.3", "seed": s, "variant": "finetuned", "lm_values": "110",
+             "score_seconds": t} for s, t in (("0", "3.0"), ("1", "5.0"), ("2", ""))]
+    rows.append({"method": "random", "budget": "0.3", "seed": "0", "variant": "finetuned", "lm_values": "0",
+                 "score_seconds": "0.5"})
+    table = cost_markdown(rows)
+    assert "| delift | 0.3 | 110 | 4.0 |" in table and "| random | 0.3 | 0 | 0.5 |" in table
