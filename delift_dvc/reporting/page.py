@@ -69,7 +69,8 @@ def _bars_svg(histogram: list[tuple[float, int]], width: int = 640, height: int 
 def _sample_rows(samples: list[Shown]) -> str:
     return "".join(
         f'<tr class="sample"><td class="n">{"" if s.rank is None else s.rank}</td><td>{escape(s.prompt)}</td>'
-        f'<td>{escape(s.response)}</td><td class="n">{_number(s.gain)}</td><td class="n">{_number(s.mean_uf)}</td></tr>'
+        f'<td>{escape(s.response)}</td><td class="n">{_number(s.gain)}</td><td class="n">{_number(s.mean_uf)}</td>'
+        f'<td class="muted">{escape(s.source)}</td></tr>'
         for s in samples)
 
 
@@ -96,12 +97,12 @@ def html(report: SelectionReport) -> str:
     hist = (_bars_svg(report.histogram) if report.histogram and any(c for _, c in report.histogram) else
             '<p class="muted">No utility histogram: no LM values were read for this subset.</p>')
     head = ("<tr><th>rank</th><th>prompt</th><th>response</th><th>gain</th>"
-            "<th>mean UF as example</th></tr>")
+            "<th>mean UF as example</th><th>source</th></tr>")
     details = "".join(
         f'<details data-group="{escape(g.group)}"><summary>{escape(g.group)}: {g.selected} of {g.pool} picked'
         f'{" — " + escape(g.flag) if g.flag else ""}</summary>'
-        f'<h4>first picks</h4><table>{head}{_sample_rows(g.picks) or "<tr><td colspan=5>none</td></tr>"}</table>'
-        f'<h4>not picked</h4><table>{head}{_sample_rows(g.unpicked) or "<tr><td colspan=5>none</td></tr>"}'
+        f'<h4>first picks</h4><table>{head}{_sample_rows(g.picks) or "<tr><td colspan=6>none</td></tr>"}</table>'
+        f'<h4>not picked</h4><table>{head}{_sample_rows(g.unpicked) or "<tr><td colspan=6>none</td></tr>"}'
         f'</table></details>' for g in report.groups)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>delift-dvc selection report</title>

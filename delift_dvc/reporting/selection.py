@@ -26,6 +26,7 @@ class Shown:
     picked, its mean UF as a one-shot example over the stored pairs (None: no LM values)."""
 
     id: str
+    source: str  # its own file and line
     prompt: str
     response: str
     rank: int | None
@@ -120,7 +121,7 @@ def gather(params: Params) -> SelectionReport:
     def shown(sample_id: str) -> Shown:
         s, r = by_id[sample_id], rank.get(sample_id)
         gain = gains[r - 1] if r is not None and r <= len(gains) else None
-        return Shown(s.id, _snippet(s.prompt), _snippet(s.response), r, gain, means.get(s.id))
+        return Shown(s.id, s.source, _snippet(s.prompt), _snippet(s.response), r, gain, means.get(s.id))
 
     members: dict[str, list[str]] = {}
     for s in pool:  # pool order: sorted by id, so "typical" unpicked samples are content-hash draws

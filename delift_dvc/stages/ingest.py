@@ -4,6 +4,7 @@ de-duplicated, sorted by id, each record in its original shape."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from delift_dvc.config import Params, named_as_params
@@ -11,15 +12,17 @@ from delift_dvc.data.groups import sample_groups
 from delift_dvc.data.samples import load_samples, read_samples, write_samples
 from delift_dvc.data.split import split_pool
 from delift_dvc.errors import ArgumentError, InputError
-from delift_dvc.stages.outputs import (PREPARED_FIELDS, PREPARED_GROUPS, PREPARED_TARGETS, PREPARED_TEST,
-                                       PREPARED_TEST_GROUPS, PREPARED_TRAIN, write_json)
+from delift_dvc.stages.outputs import (PREPARED_FIELDS, PREPARED_GROUPS, PREPARED_SOURCES, PREPARED_TARGETS,
+                                       PREPARED_TEST, PREPARED_TEST_GROUPS, PREPARED_TRAIN, write_json)
 
 
 def run_ingest(params: Params) -> dict:
     """Write data.prepared/train.jsonl (the pool), groups.json (each pool sample's group: its
     data.group_by field, else its file), test.jsonl (always; empty when there is no test set),
     test_groups.json (each test sample's group, see test_groups), fields.json (data.fields, with
-    which the later stages read these records) and, with data.target_set, target_set.jsonl. Without data.test a data.holdout fraction of data.train, chosen by
+    which the later stages read these records), sources.json (each pool and target-set sample's
+    own file and line, which the store and the report show) and, with data.target_set,
+    target_set.jsonl. Without data.test a data.holdout fraction of data.train, chosen by
     content hash, is the test set instead of pool."""
     data = params.data
     prepared = Path(data.prepared)
@@ -47,12 +50,14 @@ def run_ingest(params: Params) -> dict:
     summary = {"n_records": report.n_records, "n_duplicates": report.n_duplicates,
                "n_samples": len(pool), "n_test": len(test), "n_groups": len({groups[s.id] for s in pool})}
     targets_path = prepared / PREPARED_TARGETS
+    targets = []
     if data.target_set:
         targets = load_samples(data.target_set, fields=data.fields)
         write_samples(sorted(targets, key=lambda s: s.id), targets_path)
         summary["n_target_set"] = len(targets)
     elif targets_path.exists():
         targets_path.unlink()
+    write_json(prepared / PREPARED_SOURCES, {s.id: s.source for s in sorted([*pool, *targets], key=lambda s: s.id)})
     return summary
 
 
@@ -64,6 +69,11 @@ def prepared_pool(params: Params) -> tuple[list, list]:
     fields = prepared_fields(prepared)
     pool = load_samples(prepared / PREPARED_TRAIN, fields=fields)
     targets = load_samples(prepared / PREPARED_TARGETS, fields=fields) if params.data.target_set else []
+    path = prepared / PREPARED_SOURCES
+    if path.is_file():  # each sample's own file and line instead of its line in data.prepared
+        sources = json.loads(path.read_text(encoding="utf-8"))
+        pool = [replace(s, source=sources.get(s.id, s.source)) for s in pool]
+        targets = [replace(s, source=sources.get(s.id, s.source)) for s in targets]
     return pool, targets
 
 

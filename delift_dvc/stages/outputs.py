@@ -21,6 +21,7 @@ PREPARED_TARGETS = "target_set.jsonl"  # data.prepared: the task-specific target
 PREPARED_TEST = "test.jsonl"  # data.prepared: the held-out test set (empty: none)
 PREPARED_GROUPS = "groups.json"  # data.prepared: the group of every pool sample
 PREPARED_TEST_GROUPS = "test_groups.json"  # data.prepared: the group of every test sample
+PREPARED_SOURCES = "sources.json"  # data.prepared: where each pool and target-set sample came from (file:line)
 PREPARED_FIELDS = "fields.json"  # data.prepared: data.fields, with which every prepared record is read
 SELECTION_RECORD = "selection.json"  # data.selected: ids, gains, counts of the subset
 SELECTED_TRAIN = "train.jsonl"  # data.selected: the subset in the input's shape

@@ -111,6 +111,13 @@ def test_the_page_renders_its_tables_and_charts_and_fetches_nothing(project, bro
         assert d.get_attribute("open") is not None
     cells = browser.find_elements(By.CSS_SELECTOR, "details tr.sample td:nth-child(5)")
     assert cells and all(c.text.strip() for c in cells)  # every shown sample has a mean UF
+    # each shown sample names its own file and line (not its line in data/prepared), and that line holds it
+    raw = (project / "data/raw/train.jsonl").read_text().splitlines()
+    for row in browser.find_elements(By.CSS_SELECTOR, "details tr.sample"):
+        cells = [c.text for c in row.find_elements(By.TAG_NAME, "td")]
+        path, _, line = cells[5].rpartition(":")
+        assert path == "data/raw/train.jsonl", cells[5]
+        assert json.loads(raw[int(line) - 1])["instruction"] == cells[1]
     # self-contained: no resource was fetched, no script ran, the console is clean
     assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0
     assert not browser.find_elements(By.TAG_NAME, "script")
