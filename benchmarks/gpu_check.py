@@ -157,10 +157,7 @@ def check_model(shape: str, args, samples: list[Text], deadline: float, emit) ->
                          batch_tokens=size)
             run._model, run._layout = scorer.model, scorer.layout  # the loaded model, shared
             if size == "auto":
-                from delift_dvc.utility import devices
-
-                run.batch_tokens = devices.auto_batch_tokens(scorer.model.config, run.torch_dtype.itemsize,
-                                                             devices.free_bytes(args.device))
+                run.batch_tokens = run.auto_batch_tokens()
             reset_peak(args.device)
             start = time.perf_counter()
             values = run.score_pairs(samples, samples, pairs)

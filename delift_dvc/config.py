@@ -146,7 +146,7 @@ def auto_or_integer(value: Any, key: str) -> int | str:
 
 def field_mapping(value: Any, key: str) -> dict[str, str] | None:
     """null, or {accepted record key: the records' own key} (data.fields)."""
-    from delift_dvc.data.samples import FIELD_NAMES
+    from delift_dvc.data.records import FIELD_NAMES
 
     if value is None:
         return None

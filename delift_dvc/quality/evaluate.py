@@ -131,7 +131,7 @@ def evaluate(tokenizer: Any, model: Any, test: Sequence[Sample], *, examples: Se
     layout = Layout(tokenizer, templates, max_length, chat=chat)
     eos = layout.eos
     ids = [s.id for s in test]
-    turns = [getattr(s, "turns", ()) for s in test]
+    turns = [s.turns for s in test]
     scored = layout.encode_many([(s.prompt, s.response, pair(i)) for i, s in enumerate(test)], ids=ids, turns=turns)
     prompts = [e.context for e in layout.encode_many([(s.prompt, None, pair(i)) for i, s in enumerate(test)],
                                                      reserve=max_new_tokens, ids=ids, turns=turns)]

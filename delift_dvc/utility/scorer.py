@@ -252,8 +252,13 @@ class Scorer:
             tokenizer, self._model = models.load_model(self.source, self.torch_dtype, self.device)
             self._layout = Layout(tokenizer, self.templates, self.max_length, self.overflow)
             if self.batch_tokens is None:  # "auto"
-                self.batch_tokens = devices.auto_batch_tokens(
-                    self._model.config, self.torch_dtype.itemsize, devices.free_bytes(self.device))
+                self.batch_tokens = self.auto_batch_tokens()
+
+    def auto_batch_tokens(self) -> int:
+        """Padded tokens per batch for batch_tokens "auto": from the free memory of this
+        scorer's device and the loaded model's sizes (see devices.auto_batch_tokens)."""
+        return devices.auto_batch_tokens(self.model.config, self.torch_dtype.itemsize,
+                                         devices.free_bytes(self.device))
 
     def _forward_fitting(self, batch: list[Encoded], prefix=None) -> np.ndarray:
         """`_forward`, splitting the batch in halves while the device runs out of memory;
