@@ -6,10 +6,14 @@ scorer:   delift_dvc.Scorer (token-budget batches, output layer only at the scor
           without and with prefix KV reuse.
 
 All score the same pairs; the table shows pairs/s, ratios to the baseline, the largest difference,
-the padding share, and the fraction of the machine's measured matmul FLOP/s in that dtype.
+the padding share, and the achieved FLOP/s as a fraction of two peaks measured in the same run and
+dtype: a 2048^3 matmul, and the model's own linear shapes (one decoder layer's projections) at the
+mean tokens per forward the scorer fed. `--profile` adds where each scorer's time went (matmul,
+attention, element-wise and the rest, from torch.profiler).
 
     python benchmarks/bench_scoring.py --samples 64 --pairs 256 --dtypes float32 bfloat16
     python benchmarks/bench_scoring.py --samples 200 --block-examples 4   # 200 targets x 4 examples
+    python benchmarks/bench_scoring.py --samples 10 --block-examples 10 --dtypes bfloat16 --profile
 """
 
 from __future__ import annotations
@@ -75,6 +79,42 @@ def matmul_flops(dtype: torch.dtype, n: int = 2048, repeat: int = 5) -> float:
     return 2 * n**3 * repeat / (time.perf_counter() - start)
 
 
+def layer_shape_flops(model, dtype: torch.dtype, tokens: int, repeat: int = 5) -> float:
+    """Measured FLOP/s of one decoder layer's linear projections (the model's own shapes, e.g.
+    576 x 1536 for SmolLM2-135M) applied to `tokens` rows in `dtype`: the peak a batch of that
+    many tokens can reach in the layers that hold nearly all of the scorer's FLOPs."""
+    layer = model.base_model.layers[0]
+    shapes = [m.weight.shape for m in layer.modules() if isinstance(m, torch.nn.Linear)]
+    weights = [torch.randn(out, inp).to(dtype) for out, inp in shapes]
+    inputs = {inp: torch.randn(tokens, inp).to(dtype) for _, inp in shapes}
+    with torch.inference_mode():
+        for w in weights:
+            torch.nn.functional.linear(inputs[w.shape[1]], w)
+        start = time.perf_counter()
+        for _ in range(repeat):
+            for w in weights:
+                torch.nn.functional.linear(inputs[w.shape[1]], w)
+        seconds = time.perf_counter() - start
+    return 2 * tokens * sum(w.numel() for w in weights) * repeat / seconds
+
+
+KINDS = (("matmul", ("aten::mm", "aten::bmm", "aten::addmm")),
+         ("attention", ("aten::_scaled_dot_product", "aten::_softmax")),
+         ("element-wise", ("aten::mul", "aten::add", "aten::silu", "aten::pow", "aten::rsqrt",
+                           "aten::mean", "aten::neg", "aten::where", "aten::copy_", "aten::cat",
+                           "aten::div", "aten::sub", "aten::exp", "aten::log_softmax", "aten::_log_softmax")))
+
+
+def time_shares(profiler) -> dict[str, float]:
+    """Share of self CPU time per kind of operator, from a finished torch.profiler run."""
+    totals = {name: 0.0 for name, _ in KINDS} | {"other": 0.0}
+    for event in profiler.key_averages():
+        kind = next((name for name, prefixes in KINDS if event.key.startswith(prefixes)), "other")
+        totals[kind] += event.self_cpu_time_total
+    whole = sum(totals.values()) or 1.0
+    return {kind: value / whole for kind, value in totals.items()}
+
+
 def model_flops(scorer: Scorer, tokens: int, scored: int) -> float:
     """Forward FLOPs: 2 x (non-embedding parameters) per token fed, plus the output layer at
     the scored positions (attention score FLOPs left out: a lower bound)."""
@@ -91,6 +131,15 @@ def run_scorer(scorer: Scorer, samples, pairs):
     return values, time.perf_counter() - start, dict(scorer.stats)
 
 
+def profile_scorer(scorer: Scorer, samples, pairs) -> dict[str, float]:
+    """One more scoring run of the same pairs under torch.profiler: time shares per kind."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        scorer.score_pairs(samples, samples, pairs)
+    return time_shares(profiler)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=64)
@@ -99,6 +148,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--block-examples", type=int, default=0,
                     help="score all samples x the first N samples (a block) instead of random pairs")
+    ap.add_argument("--profile", action="store_true",
+                    help="also print where each scorer's time went (one more run under torch.profiler)")
     args = ap.parse_args()
     samples = p3_samples(args.samples, args.seed)
     rng = random.Random(args.seed)
@@ -107,8 +158,10 @@ def main() -> None:
     else:
         pairs = [(rng.randrange(len(samples)), rng.randrange(len(samples))) for _ in range(args.pairs)]
     print(f"{len(samples)} P3 samples, {len(pairs)} pairs, torch threads {torch.get_num_threads()}")
-    print("| dtype | scorer | pairs/s | vs baseline | max abs diff vs baseline | padding | FLOP/s / matmul FLOP/s |")
-    print("|---|---|---|---|---|---|---|")
+    print("| dtype | scorer | pairs/s | vs baseline | max abs diff vs baseline | padding | "
+          "FLOP/s / matmul FLOP/s | tokens per forward | / layer-shape peak at those tokens |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    shares = []
     for dtype in args.dtypes:
         peak = matmul_flops(getattr(torch, dtype))
         scorer = Scorer(dtype=dtype, prefix_reuse=False)
@@ -116,16 +169,34 @@ def main() -> None:
         t = time.perf_counter()
         ref = reference_style(scorer, samples, pairs)
         t_ref = time.perf_counter() - t
-        print(f"| {dtype} | baseline | {len(pairs) / t_ref:.2f} | 1.00x | 0 | | |", flush=True)
+        print(f"| {dtype} | baseline | {len(pairs) / t_ref:.2f} | 1.00x | 0 | | | | |", flush=True)
         scored = sum(scorer.encode(samples[i], samples[j]).n_scored for i, j in pairs)
         for label, reuse in (("plain", False), ("prefix reuse", True)):
             scorer.prefix_reuse = reuse
             ours, t_ours, stats = run_scorer(scorer, samples, pairs)
             pad = stats["padded_tokens"] / max(1, stats["tokens"] + stats["padded_tokens"])
-            achieved = model_flops(scorer, stats["tokens"] + stats["padded_tokens"], scored) / t_ours
+            fed = stats["tokens"] + stats["padded_tokens"]
+            achieved = model_flops(scorer, fed, scored) / t_ours
+            per_forward = round(fed / max(1, stats["forwards"]))
+            shape_peak = layer_shape_flops(scorer.model, getattr(torch, dtype), per_forward)
             print(f"| {dtype} | {label} | {len(pairs) / t_ours:.2f} | {t_ref / t_ours:.2f}x | "
                   f"{np.max(np.abs(ref - ours)):.2e} | {100 * pad:.1f}% | "
-                  f"{achieved / 1e9:.1f} / {peak / 1e9:.1f} GFLOP/s = {achieved / peak:.2f} |", flush=True)
+                  f"{achieved / 1e9:.1f} / {peak / 1e9:.1f} GFLOP/s = {achieved / peak:.2f} | "
+                  f"{per_forward} | {shape_peak / 1e9:.1f} GFLOP/s: {achieved / shape_peak:.2f} |", flush=True)
+            if args.profile:
+                shares.append((dtype, label, profile_scorer(scorer, samples, pairs)))
+    if shares:
+        kinds = list(shares[0][2])
+        print("\n| dtype | scorer | " + " | ".join(kinds) + " |")
+        print("|---|---|" + "---|" * len(kinds))
+        for dtype, label, share in shares:
+            print(f"| {dtype} | {label} | " + " | ".join(f"{100 * share[k]:.0f}%" for k in kinds) + " |")
+    print("\nlayer-shape peak (GFLOP/s) by tokens per forward:")
+    for dtype in args.dtypes:
+        model = Scorer(dtype=dtype).model
+        row = [f"{t}: {layer_shape_flops(model, getattr(torch, dtype), t) / 1e9:.0f}"
+               for t in (64, 128, 256, 512, 1024, 2048, 4096)]
+        print(f"  {dtype}: " + ", ".join(row), flush=True)
 
 
 if __name__ == "__main__":
