@@ -69,17 +69,23 @@ def reference_style(scorer: Scorer, samples, pairs, batch_size: int = 32) -> np.
     return out
 
 
-def matmul_flops(dtype: torch.dtype, n: int = 2048, repeat: int = 5) -> float:
+def timed_flops(step, flops: float, repeat: int = 5) -> float:
+    """FLOP/s of `step()` (which does `flops` FLOPs), after one warm-up call."""
+    with torch.inference_mode():
+        step()
+        start = time.perf_counter()
+        for _ in range(repeat):
+            step()
+        return flops * repeat / (time.perf_counter() - start)
+
+
+def matmul_flops(dtype: torch.dtype, n: int = 2048) -> float:
     """Measured dense matmul FLOP/s on this machine in `dtype` (the physical limit here)."""
     a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
-    torch.matmul(a, b)
-    start = time.perf_counter()
-    for _ in range(repeat):
-        torch.matmul(a, b)
-    return 2 * n**3 * repeat / (time.perf_counter() - start)
+    return timed_flops(lambda: torch.matmul(a, b), 2 * n**3)
 
 
-def layer_shape_flops(model, dtype: torch.dtype, tokens: int, repeat: int = 5) -> float:
+def layer_shape_flops(model, dtype: torch.dtype, tokens: int) -> float:
     """Measured FLOP/s of one decoder layer's linear projections (the model's own shapes, e.g.
     576 x 1536 for SmolLM2-135M) applied to `tokens` rows in `dtype`: the peak a batch of that
     many tokens can reach in the layers that hold nearly all of the scorer's FLOPs."""
@@ -87,15 +93,12 @@ def layer_shape_flops(model, dtype: torch.dtype, tokens: int, repeat: int = 5) -
     shapes = [m.weight.shape for m in layer.modules() if isinstance(m, torch.nn.Linear)]
     weights = [torch.randn(out, inp).to(dtype) for out, inp in shapes]
     inputs = {inp: torch.randn(tokens, inp).to(dtype) for _, inp in shapes}
-    with torch.inference_mode():
+
+    def step() -> None:
         for w in weights:
             torch.nn.functional.linear(inputs[w.shape[1]], w)
-        start = time.perf_counter()
-        for _ in range(repeat):
-            for w in weights:
-                torch.nn.functional.linear(inputs[w.shape[1]], w)
-        seconds = time.perf_counter() - start
-    return 2 * tokens * sum(w.numel() for w in weights) * repeat / seconds
+
+    return timed_flops(step, 2 * tokens * sum(w.numel() for w in weights))
 
 
 KINDS = (("matmul", ("aten::mm", "aten::bmm", "aten::addmm")),
@@ -161,11 +164,12 @@ def main() -> None:
     print("| dtype | scorer | pairs/s | vs baseline | max abs diff vs baseline | padding | "
           "FLOP/s / matmul FLOP/s | tokens per forward | / layer-shape peak at those tokens |")
     print("|---|---|---|---|---|---|---|---|---|")
-    shares = []
+    shares, models = [], {}
     for dtype in args.dtypes:
         peak = matmul_flops(getattr(torch, dtype))
         scorer = Scorer(dtype=dtype, prefix_reuse=False)
         scorer.score_pairs(samples, samples, pairs[:4])  # load and warm up
+        models[dtype] = scorer.model
         t = time.perf_counter()
         ref = reference_style(scorer, samples, pairs)
         t_ref = time.perf_counter() - t
@@ -192,8 +196,7 @@ def main() -> None:
         for dtype, label, share in shares:
             print(f"| {dtype} | {label} | " + " | ".join(f"{100 * share[k]:.0f}%" for k in kinds) + " |")
     print("\nlayer-shape peak (GFLOP/s) by tokens per forward:")
-    for dtype in args.dtypes:
-        model = Scorer(dtype=dtype).model
+    for dtype, model in models.items():
         row = [f"{t}: {layer_shape_flops(model, getattr(torch, dtype), t) / 1e9:.0f}"
                for t in (64, 128, 256, 512, 1024, 2048, 4096)]
         print(f"  {dtype}: " + ", ".join(row), flush=True)
