@@ -84,10 +84,12 @@ class Scorer:
     response alone does not fit ("error" or "truncate" it from the end).
     batch_tokens: padded tokens per forward batch, or "auto" (from free GPU memory on a GPU,
     8192 on a CPU; resolved when the model loads). A batch that runs out of GPU memory is split
-    in halves and retried, and later batches stay within the size that fitted. prefix_reuse: compute the KV cache of each
-    example's shared prefix once and reuse it for all its targets (same numbers as the plain
-    path; not part of the fingerprint). threads: torch CPU threads of this process (None: leave
-    torch's setting). `stats` counts sequences, forward passes, tokens fed and padding tokens.
+    in halves and retried, and later batches stay within the size that fitted.
+    prefix_reuse: compute the KV cache of each example's shared prefix once and reuse it for all
+    its targets (same numbers as the plain path; not part of the fingerprint); in half precision
+    the targets of many examples share a forward, each row reading its own example's cache
+    (`pack_examples`). threads: torch CPU threads of this process (None: leave torch's
+    setting). `stats` counts sequences, forward passes, tokens fed and padding tokens.
     """
 
     def __init__(
@@ -118,6 +120,9 @@ class Scorer:
         self.overflow = overflow
         self.batch_tokens: int | None = None if batch_tokens == "auto" else batch_tokens
         self.prefix_reuse = prefix_reuse
+        # prefix reuse packs many examples' targets into one forward in half precision; float32
+        # keeps one example's targets per forward, so its numbers stay bit for bit as before
+        self.pack_examples = self.torch_dtype.itemsize < 4
         self.threads = threads
         self._layout: Layout | None = None
         self._model = None
@@ -203,15 +208,39 @@ class Scorer:
             out[batch] = self._forward_fitting([encoded[k] for k in batch])
             if progress:
                 progress(len(batch))
+        score_groups = self._score_packed if self.pack_examples else self._score_per_example
+        score_groups(groups, encoded, out, progress)
+        return out
+
+    def _score_per_example(self, groups, encoded, out, progress) -> None:
         for j in sorted(groups):
             members = groups[j]
             width = encoded[members[0]].prefix
-            cache = self._prefix_cache(encoded[members[0]].tokens[:width])
+            prefix = Prefix(width, self._prefix_cache(encoded[members[0]].tokens[:width]))
             for batch in self._batches(_by_length(members, encoded, width), encoded, width):
-                out[batch] = self._forward_fitting([encoded[k] for k in batch], (width, cache))
+                out[batch] = self._forward_fitting([encoded[k] for k in batch], [prefix] * len(batch))
                 if progress:
                     progress(len(batch))
-        return out
+
+    def _score_packed(self, groups, encoded, out, progress) -> None:
+        """Prefix reuse across examples: the prefixes are computed in padded batches, then the
+        pairs of all examples are batched by the length after their prefix, each row reading its
+        own example's cache (padded to the longest prefix in the batch, the padding masked)."""
+        firsts = {j: encoded[ks[0]] for j, ks in groups.items()}
+        prefixes: dict[int, Prefix] = {}
+        order = sorted(groups, key=lambda j: (firsts[j].prefix, j))
+        for batch in self._batches(order, None, 0, width=lambda j: firsts[j].prefix):
+            for j, layers in zip(batch, self._prefix_caches([firsts[j].tokens[: firsts[j].prefix]
+                                                              for j in batch])):
+                prefixes[j] = Prefix(firsts[j].prefix, layers)
+        example = {k: j for j, ks in groups.items() for k in ks}
+        after = {k: len(encoded[k].tokens) - encoded[k].prefix for k in example}
+        members = sorted(example, key=lambda k: (after[k], encoded[k].prefix, k))
+        for batch in self._batches(members, None, 0, width=after.__getitem__):
+            out[batch] = self._forward_fitting([encoded[k] for k in batch],
+                                               [prefixes[example[k]] for k in batch])
+            if progress:
+                progress(len(batch))
 
     # -- sequences ------------------------------------------------------------------------------
     def encode_pairs(self, targets: Sequence[TextPair], examples: Sequence[TextPair],
@@ -227,20 +256,22 @@ class Scorer:
         return self.encode_pairs([target], [] if example is None else [example],
                                  [(0, None if example is None else 0)])[0]
 
-    def _batches(self, order: list[int], encoded: list[Encoded], offset: int):
-        """Consecutive runs of `order` (ascending length) whose padded size, counting tokens
-        after `offset`, stays within batch_tokens and whose padding stays under MAX_PADDING
-        of the batch (length bucketing: on a CPU small batches cost little, padding costs)."""
+    def _batches(self, order: list[int], encoded: list[Encoded] | None, offset: int, width=None):
+        """Consecutive runs of `order` (ascending width) whose padded size stays within
+        batch_tokens and whose padding stays under MAX_PADDING of the batch (length bucketing:
+        on a CPU small batches cost little, padding costs). A member's width is its tokens after
+        `offset`, or `width(member)` when given."""
+        if width is None:
+            width = lambda k: len(encoded[k].tokens) - offset  # noqa: E731
         batch: list[int] = []
         real = 0
-        for k in order:  # ascending length: the last member sets the padded width
-            width = len(encoded[k].tokens) - offset
-            size = (len(batch) + 1) * width
-            if batch and (size > self.batch_tokens or size - real - width > MAX_PADDING * size):
+        for k in order:  # ascending width: the last member sets the padded width
+            size = (len(batch) + 1) * width(k)
+            if batch and (size > self.batch_tokens or size - real - width(k) > MAX_PADDING * size):
                 yield batch
                 batch, real = [], 0
             batch.append(k)
-            real += width
+            real += width(k)
         if batch:
             yield batch
 
@@ -260,24 +291,24 @@ class Scorer:
         return devices.auto_batch_tokens(self.model.config, self.torch_dtype.itemsize,
                                          devices.free_bytes(self.device))
 
-    def _forward_fitting(self, batch: list[Encoded], prefix=None) -> np.ndarray:
+    def _forward_fitting(self, batch: list[Encoded], prefixes: "list[Prefix] | None" = None) -> np.ndarray:
         """`_forward`, splitting the batch in halves while the device runs out of memory;
         batches planned later are capped at the padded size of the half that is tried."""
         try:
-            return self._forward(batch, prefix)
+            return self._forward(batch, prefixes)
         except Exception as exc:  # noqa: BLE001 - anything but out-of-memory is raised again
             if not devices.is_out_of_memory(exc):
                 raise
         devices.release(self.device)  # outside the handler: the failed batch's tensors are freed
-        skip = prefix[0] if prefix else 0
-        width = max(len(e.tokens) for e in batch) - skip
+        skips = [p.width for p in prefixes] if prefixes else [0] * len(batch)
+        width = max(len(e.tokens) - s for e, s in zip(batch, skips))
         if len(batch) == 1:
             raise self._memory_error(width)
         half = len(batch) // 2
         self.stats["oom_splits"] += 1
         self.batch_tokens = min(self.batch_tokens, half * width)
-        return np.concatenate([self._forward_fitting(batch[:half], prefix),
-                               self._forward_fitting(batch[half:], prefix)])
+        return np.concatenate([self._forward_fitting(batch[:half], prefixes and prefixes[:half]),
+                               self._forward_fitting(batch[half:], prefixes and prefixes[half:])])
 
     def _memory_error(self, tokens: int) -> DeviceMemoryError:
         return DeviceMemoryError(
@@ -286,47 +317,69 @@ class Scorer:
 
     def _prefix_cache(self, tokens: list[int]):
         """Per-layer (keys, values) of a shared prefix [1, heads, len, dim]."""
+        return self._prefix_caches([tokens])[0]
+
+    def _prefix_caches(self, prefixes: list[list[int]]) -> list[list]:
+        """Per prefix, its per-layer (keys, values) [1, heads, len, dim], from one right-padded
+        forward (the padding comes after every real token, so causal attention never sees it);
+        split in halves while the device runs out of memory."""
         import torch
 
+        width = max(len(t) for t in prefixes)
+        ids = torch.full((len(prefixes), width), self._layout.eos, dtype=torch.long)
+        mask = torch.zeros((len(prefixes), width), dtype=torch.long)
+        for r, tokens in enumerate(prefixes):
+            ids[r, : len(tokens)] = torch.tensor(tokens)
+            mask[r, : len(tokens)] = 1
+        kwargs = {} if len(prefixes) == 1 else {"attention_mask": mask.to(self.device)}
         out = None
         try:
             with torch.inference_mode():
-                out = self._model.base_model(input_ids=torch.tensor([tokens], device=self.device),
-                                             use_cache=True)
+                out = self._model.base_model(input_ids=ids.to(self.device), use_cache=True, **kwargs)
         except Exception as exc:  # noqa: BLE001 - anything but out-of-memory is raised again
             if not devices.is_out_of_memory(exc):
                 raise
         if out is None:
             devices.release(self.device)
-            raise self._memory_error(len(tokens))
-        cache = out[1]
+            if len(prefixes) == 1:
+                raise self._memory_error(width)
+            half = len(prefixes) // 2
+            self.stats["oom_splits"] += 1
+            return self._prefix_caches(prefixes[:half]) + self._prefix_caches(prefixes[half:])
+        layers = out[1].layers
         self.stats["forwards"] += 1
-        self.stats["tokens"] += len(tokens)
-        return [(layer.keys, layer.values) for layer in cache.layers]
+        self.stats["tokens"] += sum(len(t) for t in prefixes)
+        self.stats["padded_tokens"] += len(prefixes) * width - sum(len(t) for t in prefixes)
+        return [[(layer.keys[r : r + 1, :, : len(t)], layer.values[r : r + 1, :, : len(t)]) for layer in layers]
+                for r, t in enumerate(prefixes)]
 
-    def _forward(self, batch: list[Encoded], prefix=None) -> np.ndarray:
+    def _forward(self, batch: list[Encoded], prefixes: "list[Prefix] | None" = None) -> np.ndarray:
         """Distances [len(batch)] for one padded batch: right padding, masked attention, and
-        the output layer applied only at the scored positions. prefix = (width, per-layer KV)
-        of tokens shared by the whole batch, which then feeds only the tokens after it."""
+        the output layer applied only at the scored positions. prefixes: per row, the cached
+        tokens it starts with (then only the tokens after them are fed); rows with shorter
+        prefixes than the longest have their cache padded and the padding masked."""
         import torch
 
-        skip = prefix[0] if prefix else 0
-        width = max(len(e.tokens) for e in batch) - 1 - skip
+        skips = [p.width for p in prefixes] if prefixes else [0] * len(batch)
+        skip = max(skips)
+        width = max(len(e.tokens) - 1 - s for e, s in zip(batch, skips))
         ids = torch.full((len(batch), width), self._layout.eos, dtype=torch.long)
         mask = torch.zeros((len(batch), skip + width), dtype=torch.long)
-        mask[:, :skip] = 1
         rows, cols, gold = [], [], []
-        for r, e in enumerate(batch):
-            n = len(e.tokens) - 1 - skip
-            ids[r, :n] = torch.tensor(e.tokens[skip:-1])
+        for r, (e, s) in enumerate(zip(batch, skips)):
+            n = len(e.tokens) - 1 - s
+            ids[r, :n] = torch.tensor(e.tokens[s:-1])
+            mask[r, :s] = 1
             mask[r, skip : skip + n] = 1
             start = n - e.n_scored  # position predicting the first scored token
             rows += [r] * e.n_scored
             cols += range(start, start + e.n_scored)
             gold += e.tokens[-e.n_scored :]
         kwargs = {}
-        if prefix:
-            kwargs[_cache_argument(self._model.base_model)] = _expanded_cache(prefix[1], len(batch))
+        if prefixes:
+            kwargs[_cache_argument(self._model.base_model)] = _batch_cache(prefixes, self.device)
+            if any(s != skip for s in skips):  # each row's positions continue from its own prefix
+                kwargs["position_ids"] = (torch.tensor(skips)[:, None] + torch.arange(width)).to(self.device)
         with torch.inference_mode():
             hidden = self._model.base_model(
                 input_ids=ids.to(self.device), attention_mask=mask.to(self.device), **kwargs
@@ -336,7 +389,7 @@ class Scorer:
             logp = torch.log_softmax(logits, dim=-1)
             p = logp.gather(1, torch.tensor(gold, device=logp.device)[:, None]).squeeze(1).exp()
             sq = ((1.0 - p.double()) ** 2).cpu()
-        real = sum(len(e.tokens) - 1 - skip for e in batch)  # counted once the batch has fitted
+        real = sum(len(e.tokens) - 1 - s for e, s in zip(batch, skips))  # counted once the batch has fitted
         self.stats["sequences"] += len(batch)
         self.stats["forwards"] += 1
         self.stats["tokens"] += real
@@ -344,6 +397,15 @@ class Scorer:
         counts = torch.tensor([e.n_scored for e in batch])
         sums = torch.zeros(len(batch), dtype=torch.float64).index_add_(0, torch.tensor(rows), sq)
         return torch.sqrt(sums / counts).numpy()
+
+
+@dataclass(frozen=True, eq=False)
+class Prefix:
+    """The cached leading tokens of one example's sequences: their count and per-layer
+    (keys, values) [1, heads, width, dim]."""
+
+    width: int
+    layers: list
 
 
 def _by_length(members: list[int], encoded: list[Encoded], offset: int) -> list[int]:
@@ -359,12 +421,29 @@ def _cache_argument(model) -> str:
     return "cache" if "cache" in names else "past_key_values"
 
 
-def _expanded_cache(layers, batch: int):
-    """A fresh DynamicCache holding the prefix KV broadcast to `batch` rows (the forward pass
-    appends to it, so each batch gets its own)."""
+def _batch_cache(prefixes: list[Prefix], device):
+    """A fresh DynamicCache with each row's prefix KV (the forward pass appends to it, so each
+    batch gets its own). One prefix for all rows is broadcast; different prefixes are copied
+    into zero-padded tensors as wide as the longest."""
+    import torch
     from transformers import DynamicCache
 
     cache = DynamicCache()
-    for index, (keys, values) in enumerate(layers):
-        cache.update(keys.expand(batch, -1, -1, -1), values.expand(batch, -1, -1, -1), index)
+    if all(p is prefixes[0] for p in prefixes):
+        for index, (keys, values) in enumerate(prefixes[0].layers):
+            cache.update(keys.expand(len(prefixes), -1, -1, -1), values.expand(len(prefixes), -1, -1, -1), index)
+        return cache
+    width = max(p.width for p in prefixes)
+    rows: dict[int, list[int]] = {}
+    for r, p in enumerate(prefixes):
+        rows.setdefault(id(p), []).append(r)
+    distinct = {id(p): p for p in prefixes}
+    for index, (keys, _) in enumerate(prefixes[0].layers):
+        shape = (len(prefixes), keys.shape[1], width, keys.shape[3])
+        padded = [torch.zeros(shape, dtype=keys.dtype, device=device) for _ in range(2)]
+        for key, members in rows.items():
+            where = torch.tensor(members, device=device)
+            for tensor, part in zip(padded, distinct[key].layers[index]):
+                tensor[where, :, : part.shape[2]] = part
+        cache.update(padded[0], padded[1], index)
     return cache

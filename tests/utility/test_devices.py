@@ -3,6 +3,7 @@ free memory, and the out-of-memory back-off with a simulated out-of-memory error
 
 from __future__ import annotations
 
+import functools
 from types import SimpleNamespace
 
 import numpy as np
@@ -87,13 +88,15 @@ def oom_above(scorer: Scorer, rows: int, calls: list):
     scorer._forward = fake
 
 
-@pytest.mark.parametrize("prefix_reuse", [False, True])
-def test_out_of_memory_splits_batches_and_keeps_the_values(tiny_model_dir, prefix_reuse):
+@pytest.mark.parametrize("prefix_reuse,pack", [(False, False), (True, False), (True, True)])
+def test_out_of_memory_splits_batches_and_keeps_the_values(tiny_model_dir, prefix_reuse, pack):
     pairs = [(i, j) for i in range(len(ITEMS)) for j in range(3)] + [(i, None) for i in range(len(ITEMS))]
     plain = Scorer(str(tiny_model_dir), dtype="float32", batch_tokens=1 << 16, prefix_reuse=prefix_reuse)
+    plain.pack_examples = pack
     expected = plain.score_pairs(ITEMS, ITEMS, pairs)
     assert plain.stats["oom_splits"] == 0
     scorer = Scorer(str(tiny_model_dir), dtype="float32", batch_tokens=1 << 16, prefix_reuse=prefix_reuse)
+    scorer.pack_examples = pack
     calls: list[int] = []
     scorer.layout  # load first, then make the forward fail above 3 sequences
     oom_above(scorer, 3, calls)
@@ -103,6 +106,29 @@ def test_out_of_memory_splits_batches_and_keeps_the_values(tiny_model_dir, prefi
     assert max(calls) > 3 and scorer.batch_tokens < 1 << 16  # later batches were planned smaller
     assert scorer.stats["sequences"] == len(pairs)  # a failed batch is not counted
     assert plain.stats["sequences"] == len(pairs)
+
+
+def test_out_of_memory_while_caching_prefixes_splits_them(tiny_model_dir):
+    """Packed prefix reuse computes several examples' prefixes in one forward: one that runs
+    out of memory is split in halves, with the same values."""
+    pairs = [(i, j) for i in range(len(ITEMS)) for j in range(4)]
+    expected = Scorer(str(tiny_model_dir), dtype="float32", prefix_reuse=False).score_pairs(ITEMS, ITEMS, pairs)
+    scorer = Scorer(str(tiny_model_dir), dtype="float32")
+    scorer.pack_examples = True
+    base = scorer.model.base_model
+    forward, rows = base.forward, []
+
+    @functools.wraps(forward)
+    def fake(*args, use_cache=None, **kwargs):
+        if use_cache and kwargs["input_ids"].shape[0] > 1:  # the prefix forward, above one row
+            rows.append(kwargs["input_ids"].shape[0])
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1 GiB")
+        return forward(*args, use_cache=use_cache, **kwargs)
+
+    base.forward = fake
+    got = scorer.score_pairs(ITEMS, ITEMS, pairs)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+    assert rows and scorer.stats["oom_splits"] >= len(rows)
 
 
 def test_out_of_memory_on_one_sequence_is_a_one_line_error(tiny_model_dir):

@@ -245,6 +245,31 @@ def test_prefix_reuse_equals_plain_path_on_real_model(real_samples):
     assert reuse.stats["sequences"] == len(pairs) and reuse.fingerprint == plain.fingerprint
 
 
+def test_packed_prefix_reuse_equals_plain_path_on_real_model(real_samples):
+    """Many examples' targets in one forward, each row on its own example's cache (padded to
+    the longest prefix, positions continuing from its own): the numbers of full sequences
+    (float32, packing forced on), in fewer forwards than one example per forward."""
+    plain = Scorer(dtype="float32", max_length=160, prefix_reuse=False)
+    packed = Scorer(dtype="float32", max_length=160, prefix_reuse=True)
+    apart = Scorer(dtype="float32", max_length=160, prefix_reuse=True)
+    assert not packed.pack_examples  # float32 keeps one example per forward by default
+    packed.pack_examples = True
+    n = len(real_samples)
+    pairs = [(i, j) for j in range(4) for i in range(n)] + [(i, None) for i in range(3)]
+    widths = {e.prefix for e in packed.encode_pairs(real_samples, real_samples, pairs) if e.prefix}
+    assert len(widths) > 1, "need examples with different prefix lengths"
+    expected = plain.score_pairs(real_samples, real_samples, pairs)
+    got = packed.score_pairs(real_samples, real_samples, pairs)
+    assert got == pytest.approx(expected, abs=1e-5)
+    apart.score_pairs(real_samples, real_samples, pairs)
+    assert packed.stats["sequences"] == len(pairs) and packed.stats["forwards"] < apart.stats["forwards"]
+
+
+def test_packing_is_for_half_precision():
+    assert Scorer(dtype="bfloat16").pack_examples and Scorer(dtype="float16", device="cpu").pack_examples
+    assert not Scorer(dtype="float32").pack_examples
+
+
 def test_large_requests_are_scored_in_bounded_chunks(tiny_model_dir, monkeypatch):
     from delift_dvc.utility import scorer as scorer_module
 
