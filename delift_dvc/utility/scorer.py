@@ -27,6 +27,7 @@ from delift_dvc.utility.layout import (NO_EXAMPLE_TEMPLATE, ONE_EXAMPLE_TEMPLATE
 DISTANCE_VERSION = "delift-l2/whole-text-v2"
 MAX_PADDING = 0.05  # largest share of padding tokens in one batch
 CHUNK_PAIRS = 4096  # pairs encoded at once (a block of work is never larger by default)
+CACHED_PREFIX_TOKENS = 32768  # most prefix tokens whose KV caches are held at once when packing
 
 Pair = tuple[int, "int | None"]  # (target index, example index or None for d0)
 
@@ -225,7 +226,21 @@ class Scorer:
     def _score_packed(self, groups, encoded, out, progress) -> None:
         """Prefix reuse across examples: the prefixes are computed in padded batches, then the
         pairs of all examples are batched by the length after their prefix, each row reading its
-        own example's cache (padded to the longest prefix in the batch, the padding masked)."""
+        own example's cache (padded to the longest prefix in the batch, the padding masked).
+        Examples are taken in windows of at most CACHED_PREFIX_TOKENS cached tokens."""
+        window: dict[int, list[int]] = {}
+        cached = 0
+        for j in sorted(groups):
+            width = encoded[groups[j][0]].prefix
+            if window and cached + width > CACHED_PREFIX_TOKENS:
+                self._score_window(window, encoded, out, progress)
+                window, cached = {}, 0
+            window[j] = groups[j]
+            cached += width
+        if window:
+            self._score_window(window, encoded, out, progress)
+
+    def _score_window(self, groups, encoded, out, progress) -> None:
         firsts = {j: encoded[ks[0]] for j, ks in groups.items()}
         prefixes: dict[int, Prefix] = {}
         order = sorted(groups, key=lambda j: (firsts[j].prefix, j))

@@ -131,6 +131,27 @@ def test_out_of_memory_while_caching_prefixes_splits_them(tiny_model_dir):
     assert rows and scorer.stats["oom_splits"] >= len(rows)
 
 
+def test_packing_holds_a_bounded_window_of_prefix_caches(tiny_model_dir, monkeypatch):
+    """Packed prefix reuse caches at most CACHED_PREFIX_TOKENS prefix tokens at once: a small
+    bound gives more windows, more prefix forwards and the same values."""
+    from delift_dvc.utility import scorer as scorer_module
+
+    pairs = [(i, j) for i in range(len(ITEMS)) for j in range(6)]
+    whole = Scorer(str(tiny_model_dir), dtype="float32")
+    whole.pack_examples = True
+    expected = whole.score_pairs(ITEMS, ITEMS, pairs)
+    width = max(e.prefix for e in whole.encode_pairs(ITEMS, ITEMS, pairs))
+    monkeypatch.setattr(scorer_module, "CACHED_PREFIX_TOKENS", 2 * width)
+    windows = Scorer(str(tiny_model_dir), dtype="float32")
+    windows.pack_examples = True
+    cached = []
+    caches = windows._prefix_caches
+    windows._prefix_caches = lambda prefixes: cached.append(sum(map(len, prefixes))) or caches(prefixes)
+    np.testing.assert_allclose(windows.score_pairs(ITEMS, ITEMS, pairs), expected, rtol=0, atol=1e-6)
+    assert len(cached) >= 3 and max(cached) <= 2 * width
+    assert windows.stats["forwards"] > whole.stats["forwards"]
+
+
 def test_out_of_memory_on_one_sequence_is_a_one_line_error(tiny_model_dir):
     scorer = Scorer(str(tiny_model_dir), dtype="float32", prefix_reuse=False)
     scorer.layout
