@@ -59,6 +59,8 @@ def project(root: Path, sections: dict, env: dict, source: Path) -> Path:
     root.mkdir(parents=True)
     for name in ("dvc.yaml", ".dvcignore"):
         shutil.copy(source / name, root / name)
+    if (source / "templates").is_dir():  # the scoring templates' files (older checkouts: inline)
+        shutil.copytree(source / "templates", root / "templates")
     params = yaml.safe_load((source / "params.yaml").read_text())
     for name, values in sections.items():
         params[name].update(values)

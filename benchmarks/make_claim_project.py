@@ -189,6 +189,7 @@ def main() -> None:
     root.mkdir(parents=True)
     for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
         shutil.copy(REPO / name, root / name)
+    shutil.copytree(REPO / "templates", root / "templates")
     params = yaml.safe_load((root / "params.yaml").read_text())
     stages = yaml.safe_load((root / "dvc.yaml").read_text())
     pool, test, new_tokens = TASKS[args.task](args, root, params, stages)

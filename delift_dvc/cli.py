@@ -71,6 +71,19 @@ CLICK_TYPES = {"int": int, "float": float, "str": str, "str | None": str, "int |
 PARAMS_OPTION = click.option("--params", "params_path", default="params.yaml", show_default=True, help=PARAMS_HELP)
 
 
+def logic_option(command: str):
+    """--logic N: the stage's logic version as dvc.yaml's command states it (stages/logic.py);
+    checked before anything runs, so an upgraded tool never mixes its outputs with an old run's."""
+    def check(ctx, param, value):
+        from delift_dvc.stages.logic import check_logic
+
+        check_logic(command, value)
+        return value
+
+    return click.option("--logic", type=int, default=None, expose_value=False, callback=check, is_eager=True,
+                        help="The stage's logic version in dvc.yaml (`delift-dvc upgrade` writes it).")
+
+
 def key_option(name: str):
     """The click option of a file-mode option (`budget` -> --budget, from selection.budget's
     metadata: type, choices and help)."""
@@ -124,6 +137,7 @@ def cli() -> None:
 
 @cli.command()
 @PARAMS_OPTION
+@logic_option("ingest")
 def ingest(params_path: str) -> None:
     """Validate data.train, de-duplicate it and write data/prepared (DVC stage `ingest`).
 
@@ -139,6 +153,7 @@ def ingest(params_path: str) -> None:
 @click.argument("data", required=False, type=click.Path())
 @file_options(SCORE_KEYS)
 @click.option("--quiet", is_flag=True, help="No progress lines.")
+@logic_option("score")
 def score(data, params_path, quiet, target_set, existing, **options) -> None:
     """Score the d0 values and pairs a selection needs that the store lacks.
 
@@ -169,6 +184,7 @@ def score(data, params_path, quiet, target_set, existing, **options) -> None:
 @file_options(SELECT_KEYS)
 @click.option("--out", type=click.Path(), help="Output JSONL of the selected samples (input's shape).")
 @click.option("--summary", type=click.Path(), help="Output JSON: ids, gains, objective, parameters.")
+@logic_option("select")
 def select(data, params_path, target_set, existing, out, summary, **options) -> None:
     """Select a subset with the stored utilities (scores nothing).
 
@@ -198,6 +214,7 @@ def select(data, params_path, target_set, existing, out, summary, **options) -> 
 @cli.command()
 @PARAMS_OPTION
 @click.option("--quiet", is_flag=True, help="No progress lines.")
+@logic_option("finetune")
 def finetune(params_path, quiet) -> None:
     """LoRA-tune the model on data/selected/train.jsonl (DVC stage `finetune`).
 
@@ -217,6 +234,7 @@ def finetune(params_path, quiet) -> None:
 @PARAMS_OPTION
 @click.option("--initial", is_flag=True, help="Evaluate the base model alone (metrics/eval_initial.json).")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
+@logic_option("evaluate")
 def evaluate(params_path, initial, quiet) -> None:
     """Evaluate on the held-out test set: NLL, ROUGE-L and embedding cosine (DVC stage `evaluate`).
 
@@ -237,6 +255,7 @@ def evaluate(params_path, initial, quiet) -> None:
 @cli.command()
 @PARAMS_OPTION
 @click.option("--out", default="reports", show_default=True, type=click.Path(), help="Folder for the report.")
+@logic_option("report")
 def report(params_path, out) -> None:
     """Write a report of the recorded subset: OUT/selection.html (one self-contained page) and
     OUT/selection.md (its Markdown twin, for CI comments).
@@ -251,6 +270,22 @@ def report(params_path, out) -> None:
     from delift_dvc.reporting import write_report
 
     click.echo(json.dumps(write_report(load_params(params_path), out), sort_keys=True))
+
+
+@cli.command()
+@click.option("--dvc-file", default="dvc.yaml", show_default=True, type=click.Path(), help="The pipeline file.")
+def upgrade(dvc_file) -> None:
+    """After installing a new delift-dvc: write its stage logic versions into dvc.yaml.
+
+    Each stage command carries `--logic N`, the version of what it computes; a stage whose number
+    changed is re-run by the next `dvc repro` (with what depends on it), the others are not.
+    Prints {command: [old, new]} of the commands that changed ({} when none did).
+
+    Example: pip install -U delift-dvc && delift-dvc upgrade && dvc repro
+    """
+    from delift_dvc.stages.logic import upgrade_pipeline
+
+    click.echo(json.dumps({k: list(v) for k, v in upgrade_pipeline(dvc_file).items()}, sort_keys=True))
 
 
 @cli.command()

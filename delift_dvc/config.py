@@ -450,9 +450,33 @@ def load_params(path: str | Path = "params.yaml") -> Params:
             extras[key] = text(raw.get(key, default), key)
         except InputError as exc:
             raise InputError(f"{where}: {exc}") from None
+    built["scoring"] = _template_files(built["scoring"], path.parent, where)
     params = Params(**built, **extras)
     _cross_checks(params, where)
     return params
+
+
+TEMPLATE_KEYS = ("template", "example_template")  # scoring.*: the template text, or a file of it
+
+
+def _template_files(scoring: "ScoringParams", folder: Path, where: str) -> "ScoringParams":
+    """scoring.template and scoring.example_template: a value with no "{prompt}" placeholder is
+    the path of a UTF-8 text file holding the template (relative to params.yaml's folder), read
+    byte for byte, so the text and the scorer's fingerprint are those of the file's content."""
+    values = {}
+    for key in TEMPLATE_KEYS:
+        value = getattr(scoring, key)
+        if "{prompt}" in value:
+            continue
+        file = folder / value
+        if not file.is_file():
+            raise InputError(f"{where}: scoring.{key} {value!r}: neither a template (no {{prompt}} placeholder) "
+                             f"nor a template file ({file} not found)")
+        try:
+            values[key] = file.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError(f"{file}: not valid UTF-8 (the file of scoring.{key})") from None
+    return replace(scoring, **values)
 
 
 def override(params: Params, section: str, **values: Any) -> Params:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -110,6 +111,7 @@ def test_a_bad_value_is_one_line_naming_the_key(tmp_path, monkeypatch, capsys, s
     params["store"] = str(store_root) if key != "store" else bad
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    shutil.copytree(REPO / "templates", tmp_path / "templates")  # the shipped scoring templates' files
     before = snapshot(store_root)
     for command in ("score", "select", "ingest", "finetune", "evaluate"):
         code, err = run_main(monkeypatch, capsys, command, "--params", path)

@@ -14,7 +14,7 @@ import os
 import random
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -135,11 +135,12 @@ def schedule(n: int, config: "FinetuneConfig"):
 
 def train_adapter(
     tokenizer: Any, model: Any, samples: Sequence[Sample], config: FinetuneConfig, progress: bool = True,
-    templates: Templates = Templates(),
+    templates: Templates = Templates(), on_step: Callable[[int, float], None] | None = None,
 ) -> tuple[Any, dict]:
     """Wrap `model` (in place) with fresh LoRA adapters and train them on `samples` (none:
     the adapter stays at its initialisation, which changes nothing); returns (PeftModel in
-    eval mode, log dict with per-step losses in nats/token)."""
+    eval mode, log dict with per-step losses in nats/token). on_step(step, loss) is called
+    after each optimizer step (step from 1, loss in nats/token), e.g. a live logger."""
     import torch
     from tqdm import tqdm
 
@@ -167,6 +168,8 @@ def train_adapter(
             loss.backward()
             optimizer.step()
             epoch.append(float(loss.item()))
+            if on_step is not None:
+                on_step(k + 1, epoch[-1])
             bar.update(1)
             bar.set_postfix(loss=f"{np.mean(epoch):.4f}")
             if k + 1 == len(plan) or plan[k + 1][0] != pass_index:  # a pass over the subset ends
@@ -230,11 +233,13 @@ def finetune(
     config: FinetuneConfig,
     progress: bool = True,
     templates: Templates = Templates(),
+    on_step: Callable[[int, float], None] | None = None,
 ) -> dict:
     """LoRA-tune `model` (None = embedded SmolLM2) on `samples`; save the adapter and
-    train_log.json in out_dir. Returns the log summary (losses in nats/token, seconds)."""
+    train_log.json in out_dir. Returns the log summary (losses in nats/token, seconds).
+    on_step(step, loss): see train_adapter."""
     tokenizer, base, source, device = models.load_named(model, config.dtype, config.device)
-    peft_model, log = train_adapter(tokenizer, base, samples, config, progress, templates)
+    peft_model, log = train_adapter(tokenizer, base, samples, config, progress, templates, on_step)
     log.update({"model": source.name, "weights_sha256": source.weights_sha256, "device": device,
                 "templates": {"template": templates.no_example, "example_template": templates.one_example}})
     save_adapter(peft_model, log, out_dir)

@@ -30,15 +30,20 @@ SELECTED_TRAIN = "train.jsonl"  # data.selected: the subset in the input's shape
 METRICS = {"score": "score.json", "select": "select.json", "finetune": "train.json",
            "evaluate": "eval.json", "evaluate_initial": "eval_initial.json"}
 # plots/: plot -> its CSV
-PLOTS = {"gains": "gains.csv", "utility_hist": "utility_hist.csv", "composition": "composition.csv", "train_loss": "train_loss.csv",
+PLOTS = {"gains": "gains.csv", "utility_hist": "utility_hist.csv", "composition": "composition.csv",
          "eval_samples": "eval_samples.csv", "eval_initial_samples": "eval_initial_samples.csv"}
+TRAIN_LOSS = "train_loss.csv"  # plots/: the per-step loss for scripts (DVCLive's file is the registered plot)
+# metrics/: DVCLive's folder of the finetune stage, its summary (a metric) and loss history (the plot)
+LIVE_DIR = "live"
+LIVE_METRICS = f"{LIVE_DIR}/metrics.json"
+LIVE_LOSS = f"{LIVE_DIR}/plots/metrics/train/loss.tsv"
 GENERATIONS = "generations.jsonl"  # metrics/: the evaluated model's answers per test sample
 
 
-def write_csv(path: str | Path, header: Sequence[str], rows: Sequence[Sequence]) -> Path:
-    """Replace `path` with a CSV of `header` and `rows` (LF line ends)."""
+def write_csv(path: str | Path, header: Sequence[str], rows: Sequence[Sequence], delimiter: str = ",") -> Path:
+    """Replace `path` with a CSV of `header` and `rows` (LF line ends; delimiter "\\t": a TSV)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer, lineterminator="\n", delimiter=delimiter)
     writer.writerow(header)
     writer.writerows(rows)
     return write_text(path, buffer.getvalue())

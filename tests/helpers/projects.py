@@ -29,6 +29,7 @@ def make_project(root: Path, records: list[dict], scoring: dict, **sections: dic
     root.mkdir(parents=True)
     shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
     shutil.copy(REPO / ".dvcignore", root / ".dvcignore")
+    shutil.copytree(REPO / "templates", root / "templates")  # scoring.template, scoring.example_template
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["scoring"].update(scoring)
     params["data"]["holdout"] = 0.0

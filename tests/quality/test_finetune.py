@@ -37,13 +37,15 @@ CONFIG = FinetuneConfig(epochs=3, learning_rate=1e-2, batch_size=4, device="cpu"
 @pytest.fixture(scope="module")
 def two_runs(tiny_model_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("ft")
-    results = [finetune(str(tiny_model_dir), SAMPLES, root / f"run{k}", CONFIG, progress=False)
+    steps: list[tuple[int, float]] = []  # run 2 reports each step to a callback (a live logger)
+    results = [finetune(str(tiny_model_dir), SAMPLES, root / f"run{k}", CONFIG, progress=False,
+                        on_step=(lambda step, loss: steps.append((step, loss))) if k == 2 else None)
                for k in (1, 2)]
-    return root, results
+    return root, results, steps
 
 
 def test_training_lowers_the_loss(two_runs):
-    root, (result, _) = two_runs
+    root, (result, _), _ = two_runs
     assert result["n_samples"] == 8 and result["steps"] == 6
     assert result["mean_loss_last_epoch"] < result["mean_loss_first_epoch"]
     log = json.loads((root / "run1" / "train_log.json").read_text())
@@ -54,7 +56,7 @@ def test_training_lowers_the_loss(two_runs):
 
 
 def test_same_seed_gives_identical_adapters(two_runs):
-    root, (a, b) = two_runs
+    root, (a, b), _ = two_runs  # run 2 had a step callback: it changes nothing
     first = (root / "run1" / "adapter_model.safetensors").read_bytes()
     assert first == (root / "run2" / "adapter_model.safetensors").read_bytes()
     logs = [json.loads((root / r / "train_log.json").read_text())["losses"] for r in ("run1", "run2")]
@@ -131,6 +133,12 @@ def test_truncation_keeps_the_response(tiny):
     assert context[: len(head)] == head and context[-1] == eos
     with pytest.raises(InputError, match="does not fit"):
         Layout(tokenizer, max_length=48).encode("q", "long response " * 40)
+
+
+def test_the_step_callback_sees_every_step_and_its_loss(two_runs):
+    root, _, steps = two_runs
+    losses = json.loads((root / "run2" / "train_log.json").read_text())["losses"]
+    assert steps == [(k + 1, loss) for k, loss in enumerate(losses)] and len(steps) == 6
 
 
 def test_no_samples_saves_the_untrained_adapter(tiny_model_dir, tmp_path):

@@ -21,7 +21,8 @@ def declared() -> dict[str, dict[str, set[str]]]:
 def test_every_metrics_file_is_its_stages_declared_metric():
     stages = declared()
     for stage, name in outputs.METRICS.items():
-        assert stages[stage]["metrics"] == {f"${{metrics}}/{name}"}, stage
+        live = {f"${{metrics}}/{outputs.LIVE_METRICS}"} if stage == "finetune" else set()
+        assert stages[stage]["metrics"] == {f"${{metrics}}/{name}"} | live, stage
 
 
 def test_every_plot_is_declared_by_exactly_one_stage():
@@ -30,7 +31,10 @@ def test_every_plot_is_declared_by_exactly_one_stage():
         owners = [s for s, kinds in stages.items() if f"${{plots}}/{name}" in kinds["plots"]]
         assert len(owners) == 1, (name, owners)
     every_plot = set().union(*(kinds["plots"] for kinds in stages.values()))
-    assert every_plot == {f"${{plots}}/{name}" for name in outputs.PLOTS.values()}
+    live_loss = f"${{metrics}}/{outputs.LIVE_LOSS}"
+    assert every_plot == {f"${{plots}}/{name}" for name in outputs.PLOTS.values()} | {live_loss}
+    assert live_loss in stages["finetune"]["plots"]
+    assert f"${{plots}}/{outputs.TRAIN_LOSS}" in stages["finetune"]["outs"]  # a file for scripts, no plot
 
 
 def test_data_outputs_match_the_stage_that_writes_them():

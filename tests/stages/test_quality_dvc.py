@@ -49,10 +49,16 @@ def real_run(tmp_path_factory, shared_data, embedded_available):
 
 def test_repro_runs_finetune_and_evaluate_with_the_real_model(real_run):
     root, stdout, test = real_run
-    for stage in ("finetune", "evaluate_initial", "evaluate"):
+    for stage in ("report", "finetune", "evaluate_initial", "evaluate"):
         assert f"Running stage '{stage}'" in stdout
     train = metrics(root, "train")
     assert train["n_samples"] == 6 and train["steps"] == 2  # 50 % of 12, batches of 4
+    live = json.loads((root / "metrics/live/metrics.json").read_text())  # DVCLive's summary
+    assert live == {"train": {"loss": round(train["last_loss"], 6)}, "step": 2}
+    shown = json.loads(sh("dvc", "metrics", "show", "--json", cwd=root).stdout)
+    assert shown[""]["data"]["metrics/live/metrics.json"]["data"] == live
+    assert (root / "reports/selection.md").read_text().startswith("# Selection report")  # the report stage
+    assert (root / "reports/selection.html").is_file()
     assert (root / "models/adapter/adapter_config.json").is_file()
     result, initial = metrics(root, "eval"), metrics(root, "eval_initial")
     assert set(result) == {"finetuned", "icl", "subset", "n_test"} and set(initial) == {"initial", "n_test"}
@@ -78,6 +84,17 @@ def test_per_sample_outputs_and_icl_examples_come_from_the_subset(real_run):
     assert all(by_id[g["icl_example"]] in subset for g in generations)
     test_ids = {s.id for s in load_samples(root / "data/prepared/test.jsonl")}
     assert len(test_ids) == 4 and not test_ids & set(by_id)  # the test set never enters the pool
+
+
+def test_artifacts_name_the_subset_and_the_adapter(real_run):
+    root, _, _ = real_run
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        artifacts = repo.artifacts.read()["dvc.yaml"]
+    assert {name: (a.type, a.path) for name, a in artifacts.items()} == {
+        "subset": ("dataset", "data/selected/train.jsonl"), "adapter": ("model", "models/adapter")}
+    assert all((root / a.path).exists() for a in artifacts.values())
 
 
 def test_second_repro_runs_nothing(real_run):

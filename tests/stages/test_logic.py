@@ -1,0 +1,66 @@
+"""The tool's code as a stage dependency: stage commands carry their logic version, a stale
+number refuses to run, and `delift-dvc upgrade` makes `dvc repro` re-run exactly the stages
+whose logic changed."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from delift_dvc.stages.logic import LOGIC, upgrade_pipeline
+from tests.helpers.projects import REPO, make_project, sh
+
+
+def test_every_stage_command_states_this_releases_logic():
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        command = stage["cmd"].split()[1]
+        assert re.search(rf"--logic {LOGIC[command]}\b", stage["cmd"]), (name, stage["cmd"])
+
+
+def test_upgrade_of_a_current_pipeline_changes_nothing(tmp_path):
+    path = tmp_path / "dvc.yaml"
+    path.write_bytes((REPO / "dvc.yaml").read_bytes())
+    assert upgrade_pipeline(path) == {}
+    assert path.read_bytes() == (REPO / "dvc.yaml").read_bytes()
+
+
+def test_upgrade_rewrites_stale_and_missing_numbers_and_keeps_the_rest(tmp_path, monkeypatch):
+    path = tmp_path / "dvc.yaml"
+    path.write_text("stages:\n  a:\n    cmd: delift-dvc score --logic 1  # note\n"
+                    "  b:\n    cmd: delift-dvc evaluate --initial\n  c:\n    cmd: python train.py --logic 1\n")
+    monkeypatch.setitem(LOGIC, "score", 7)
+    assert upgrade_pipeline(path) == {"score": (1, 7), "evaluate": (None, LOGIC["evaluate"])}
+    assert path.read_text() == ("stages:\n  a:\n    cmd: delift-dvc score --logic 7  # note\n"
+                                f"  b:\n    cmd: delift-dvc evaluate --initial --logic {LOGIC['evaluate']}\n"
+                                "  c:\n    cmd: python train.py --logic 1\n")
+
+
+def test_a_stale_number_is_a_one_line_error_and_runs_nothing(tmp_path):
+    done = subprocess.run(["delift-dvc", "ingest", "--logic", str(LOGIC["ingest"] + 1)], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "delift-dvc upgrade" in done.stderr
+    assert done.stderr.startswith(f"error: dvc.yaml: `delift-dvc ingest --logic {LOGIC['ingest'] + 1}`")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_pipeline_file_names_it(tmp_path):
+    with pytest.raises(Exception, match="dvc.yaml: not found"):
+        upgrade_pipeline(tmp_path / "dvc.yaml")
+
+
+def test_after_an_upgrade_dvc_reruns_only_the_stages_whose_logic_changed(tmp_path, tiny_model_dir, monkeypatch):
+    records = [{"instruction": f"question {k}?", "output": f"answer {k}"} for k in range(8)]
+    root = make_project(tmp_path / "repo", records, {"model": str(tiny_model_dir), "dtype": "float32"},
+                        selection={"budget": 3})
+    sh("dvc", "repro", "select", cwd=root)
+    monkeypatch.setitem(LOGIC, "select", LOGIC["select"] + 1)  # a release whose select writes other results
+    assert upgrade_pipeline(Path(root) / "dvc.yaml") == {"select": (LOGIC["select"] - 1, LOGIC["select"])}
+    status = sh("dvc", "status", "ingest", "score", "select", cwd=root).stdout
+    assert "select:" in status and "changed command" in status, status
+    assert "score:" not in status and "ingest:" not in status, status
