@@ -255,21 +255,25 @@ def evaluate(params_path, initial, quiet) -> None:
 @cli.command()
 @PARAMS_OPTION
 @click.option("--out", default="reports", show_default=True, type=click.Path(), help="Folder for the report.")
+@click.option("--compare", type=click.Path(), default=None,
+              help="A `delift-dvc compare --out` folder: add its quality tables and figure to the page.")
 @logic_option("report")
-def report(params_path, out) -> None:
+def report(params_path, out, compare) -> None:
     """Write a report of the recorded subset: OUT/selection.html (one self-contained page) and
     OUT/selection.md (its Markdown twin, for CI comments).
 
     Shows the pool and subset composition per group with the groups that got no or few picks,
     the gains curve, the utility histogram, and per group the first picks and a few unpicked
-    samples with their mean utility as a one-shot example. Run it after `dvc repro select`.
+    samples with their mean utility as a one-shot example. Run it after `dvc repro select`
+    (`dvc repro` runs it as the `report` stage). With --compare, after `delift-dvc compare`,
+    the page also shows the quality table with its intervals and the quality-vs-budget figure.
 
-    Example: delift-dvc report --out reports
+    Example: delift-dvc report --out reports --compare reports
     """
     from delift_dvc.config import load_params
     from delift_dvc.reporting import write_report
 
-    click.echo(json.dumps(write_report(load_params(params_path), out), sort_keys=True))
+    click.echo(json.dumps(write_report(load_params(params_path), out, compare), sort_keys=True))
 
 
 @cli.command()

@@ -3,9 +3,10 @@ fetched) and its Markdown twin for CI comments."""
 
 from __future__ import annotations
 
+import base64
 from html import escape
 
-from delift_dvc.reporting.selection import SelectionReport, Shown
+from delift_dvc.reporting.selection import Quality, SelectionReport, Shown
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:70rem;color:#222;line-height:1.4}
@@ -13,7 +14,7 @@ table{border-collapse:collapse;margin:.5rem 0 1.5rem}td,th{border-bottom:1px sol
 text-align:left;vertical-align:top}th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .flag{color:#a40000;font-weight:600;white-space:nowrap}.bar{display:inline-block;height:.7rem;vertical-align:middle}
 .pool{background:#b8c7d9}.picked{background:#2c6fbb}.summary td{border:none;padding:.1rem .6rem}
-.sample{font-size:.9rem}.muted{color:#666}svg{display:block;margin:.5rem 0 1.5rem}
+.sample{font-size:.9rem}.muted{color:#666}svg{display:block;margin:.5rem 0 1.5rem}#quality img{max-width:100%}
 """
 
 
@@ -74,9 +75,24 @@ def _sample_rows(samples: list[Shown]) -> str:
         for s in samples)
 
 
-def html(report: SelectionReport) -> str:
+def _quality_html(quality: Quality | None) -> str:
+    """The compare section: its Markdown rendered (tables included; raw HTML in it is escaped)
+    and its figure inline as a data URI, so the page still fetches nothing."""
+    if quality is None:
+        return ""
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(quality.markdown)
+    figure = ("" if quality.figure is None else
+              f'<img id="quality-vs-budget" alt="quality against budget" '
+              f'src="data:image/png;base64,{base64.b64encode(quality.figure).decode("ascii")}">')
+    return f'<h2>Quality after compare</h2><div id="quality">{figure}{body}</div>'
+
+
+def html(report: SelectionReport, quality: Quality | None = None) -> str:
     """The whole page: facts, composition bars with flags, gains curve, utility histogram, and
-    per group its first picks and a few unpicked samples."""
+    per group its first picks and a few unpicked samples; with `quality`, the comparison's
+    tables and figure at the end."""
     def shares(g) -> tuple[float, float]:
         return g.pool / max(1, report.n_samples), g.selected / max(1, report.n_selected)
 
@@ -119,6 +135,7 @@ def html(report: SelectionReport) -> str:
 stored pairs of this data version. Unpicked samples are the first by content id, a draw
 independent of utility.</p>
 {details}
+{_quality_html(quality)}
 </body></html>
 """
 
@@ -127,8 +144,9 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def markdown(report: SelectionReport) -> str:
-    """The Markdown twin: facts, the composition table with flags, the flagged groups."""
+def markdown(report: SelectionReport, quality: Quality | None = None) -> str:
+    """The Markdown twin: facts, the composition table with flags, the flagged groups; with
+    `quality`, the comparison's Markdown as compare wrote it."""
     lines = ["# Selection report", ""]
     lines += [f"- **{k}**: {_cell(v)}" for k, v in _facts(report)]
     lines += ["", "| group | pool | picked | proportional | flag |", "|---|---:|---:|---:|---|"]
@@ -140,4 +158,6 @@ def markdown(report: SelectionReport) -> str:
     if report.gains and any(report.gains):
         lines += ["", f"Gains: first {report.gains[0]:.4g}, last {report.gains[-1]:.4g}, "
                       f"total {sum(report.gains):.4g} over {len(report.gains)} picks."]
+    if quality is not None:
+        lines += ["", "## Quality after compare", "", quality.markdown.rstrip("\n")]
     return "\n".join(lines) + "\n"

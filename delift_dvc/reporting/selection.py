@@ -140,3 +140,23 @@ def gather(params: Params) -> SelectionReport:
         scorer=record.get("scorer"), version=record["version"]["name"], counts=record.get("counts", {}),
         n_added=len(record.get("added", [])), n_kept=len(record.get("kept", [])), gains=list(gains),
         histogram=_histogram(Path(params.plots) / PLOTS["utility_hist"]), groups=rows)
+
+
+@dataclass(frozen=True)
+class Quality:
+    """What `delift-dvc compare` wrote into its --out folder: compare.md (the protocol, the
+    quality table with spreads, the paired differences with their intervals and verdicts) and
+    compare.png (quality against budget), shown on the page as they are."""
+
+    markdown: str
+    figure: bytes | None
+
+
+def gather_quality(folder: str | Path) -> Quality:
+    """The Quality of a compare --out folder; an InputError when it holds no compare.md."""
+    folder = Path(folder)
+    table = folder / "compare.md"
+    if not table.is_file():
+        raise InputError(f"--compare {folder}: no compare.md there (run `delift-dvc compare --out {folder}` first)")
+    figure = folder / "compare.png"
+    return Quality(table.read_text(encoding="utf-8"), figure.read_bytes() if figure.is_file() else None)

@@ -123,3 +123,63 @@ def test_the_page_renders_its_tables_and_charts_and_fetches_nothing(project, bro
     assert not browser.find_elements(By.TAG_NAME, "script")
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
     assert browser.find_element(By.TAG_NAME, "body").size["height"] > 400
+
+
+COMPARE_MD = """fine-tuning protocol: steps
+
+| method | budget | runs | NLL (nats/token) |
+|---|---|---|---|
+| random | 0.3 | 3 | 2.711 ± 0.040 |
+| stratified_random | 0.3 | 3 | 2.725 ± 0.026 |
+
+Paired differences <script>alert(1)</script>:
+"""
+
+
+def write_compare(folder: Path) -> bytes:
+    """A compare --out folder: its Markdown and a real PNG figure (matplotlib, as compare draws it)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir()
+    (folder / "compare.md").write_text(COMPARE_MD)
+    fig, ax = plt.subplots(figsize=(2, 1))
+    ax.plot([0.1, 0.3], [2.9, 2.7])
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    (folder / "compare.png").write_bytes(buffer.getvalue())
+    return buffer.getvalue()
+
+
+def test_after_compare_the_page_shows_its_quality_table_and_figure(project, browser):
+    from selenium.webdriver.common.by import By
+
+    write_compare(project / "cmp")
+    done = sh("delift-dvc", "report", "--out", "with_quality", "--compare", "cmp", cwd=project)
+    assert json.loads(done.stdout)["quality"] is True
+    twin = (project / "with_quality/selection.md").read_text()
+    assert twin.endswith("## Quality after compare\n\n" + COMPARE_MD)
+    browser.get((project / "with_quality/selection.html").as_uri())
+    cells = [[c.text for c in r.find_elements(By.TAG_NAME, "td")]
+             for r in browser.find_elements(By.CSS_SELECTOR, "#quality table tr")]
+    assert [c for c in cells if c] == [["random", "0.3", "3", "2.711 ± 0.040"],
+                                       ["stratified_random", "0.3", "3", "2.725 ± 0.026"]]
+    image = browser.find_element(By.CSS_SELECTOR, "#quality img#quality-vs-budget")
+    assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image) == 200
+    assert not browser.find_elements(By.TAG_NAME, "script")  # the Markdown's raw HTML stays text
+    assert "<script>alert(1)</script>" in browser.find_element(By.ID, "quality").text
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+    # without --compare (the report stage) the page has no quality section
+    assert "Quality after compare" not in (project / "reports/selection.md").read_text()
+
+
+def test_compare_without_its_files_is_a_one_line_error(project):
+    done = sh("delift-dvc", "report", "--out", "q2", "--compare", "nowhere", cwd=project, check=False)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "--compare nowhere: no compare.md there (run `delift-dvc compare --out nowhere` first)" in done.stderr
+    assert not (project / "q2").exists()
