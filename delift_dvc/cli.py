@@ -60,10 +60,10 @@ AUTO_INT = AutoIntType()
 # choices and help come from config's key metadata, so a key and its help are written once
 SCORE_KEYS = ["store", "model", "dtype", "device", "max_length", "batch_tokens", "overflow", "segment_pairs",
               "threads", "executor", "workers", "ray_address", "pairs", "k", "lm_pairs", "strategy", "rounds",
-              "budget"]
+              "budget", "embedding_model"]
 SELECT_KEYS = ["store", "model", "dtype", "device", "max_length", "overflow", "pairs", "k", "lm_pairs", "strategy",
                "rounds", "method", "budget", "eta", "nu", "scaling", "seed", "embedding_coverage",
-               "balance_clusters", "strata", "temperature", "strata_clusters"]
+               "balance_clusters", "strata", "temperature", "strata_clusters", "embedding_model"]
 STORE_HELP = "Store directory (default: params.yaml's, else 'store')."
 # how a key's annotation reads on the command line (threads, batch_tokens: auto or a count; budget: the budget rule)
 CLICK_TYPES = {"int": int, "float": float, "str": str, "str | None": str, "int | str": AUTO_INT, "float | int": BUDGET,

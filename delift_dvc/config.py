@@ -239,6 +239,9 @@ class UtilityParams:
     rounds: int = _key(3, integer(1), "Surrogate: measure-then-refit rounds (active).")
     trees: int = _key(300, integer(1))  # surrogate: LightGBM boosting rounds
     seed: int = _key(0, integer(0))  # surrogate: random pairs, projection and LightGBM seed
+    embedding_model: str = _key("embedded", text, "Sentence embeddings (k-NN candidates, surrogate features, "
+                                "delift_se, clusters, evaluation cosine): embedded all-MiniLM-L6-v2, or a "
+                                "sentence-transformers model folder.")
 
 
 @dataclass(frozen=True)
@@ -379,6 +382,9 @@ def _cross_checks(params: Params, where: str) -> None:
     with named_as_params(where=where):
         Templates(params.scoring.template, params.scoring.example_template)
     u = params.utility
+    if u.embedding_model != "embedded" and not (Path(u.embedding_model) / "config.json").is_file():
+        raise InputError(f"{where}: utility.embedding_model {u.embedding_model!r}: not a model folder (no "
+                         "config.json; use embedded, or a folder saved by SentenceTransformer.save)")
     if u.pairs == "surrogate" and u.lm_pairs > u.k:
         raise InputError(f"{where}: utility.lm_pairs {u.lm_pairs}: more than the utility.k {u.k} candidates "
                          "per target it is chosen from")

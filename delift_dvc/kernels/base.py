@@ -28,7 +28,8 @@ class PlanContext:
     """One plan's inputs: `samples` maps every id of the plan to a Sample (prompt, response);
     `store` is None for kernels that need none; `device` runs the sentence embedder;
     `embeddings` [|examples|, 384], when given, are plan.examples' vectors computed elsewhere;
-    `groups` maps each ground sample to its group (None: not known)."""
+    `groups` maps each ground sample to its group (None: not known); `embedding_model`:
+    "embedded" (all-MiniLM-L6-v2) or a sentence-transformers model folder."""
 
     plan: Plan
     samples: Mapping[str, object]
@@ -36,13 +37,14 @@ class PlanContext:
     device: str = "auto"
     embeddings: np.ndarray | None = field(default=None, repr=False)
     groups: Mapping[str, str] | None = None
+    embedding_model: str = "embedded"
 
     def vectors(self) -> np.ndarray:
-        """Unit-norm all-MiniLM-L6-v2 vectors [|examples|, 384] of plan.examples (computed once)."""
+        """Unit-norm sentence vectors [|examples|, dim] of plan.examples (computed once)."""
         if self.embeddings is None:
             from delift_dvc.utility.embeddings import embed_samples
 
-            self.embeddings = embed_samples(self.plan.examples, self.samples, self.device)
+            self.embeddings = embed_samples(self.plan.examples, self.samples, self.device, self.embedding_model)
         return self.embeddings
 
     def ground_rows(self, vectors: np.ndarray) -> np.ndarray:

@@ -13,11 +13,12 @@ from delift_dvc.utility.embeddings import cosine_kernel
 
 __all__ = ["SE_KERNEL", "SimilaritySource", "coverage_block", "embedding_parts"]
 
-SE_KERNEL = "all-MiniLM-L6-v2"  # the identity of this kernel in records
+SE_KERNEL = "all-MiniLM-L6-v2"  # the identity of this kernel in records (another embedding model: its name)
 
 
 class SimilaritySource:
-    """Cosine similarity [|ground|, |examples|] of all-MiniLM-L6-v2 embeddings; scores nothing."""
+    """Cosine similarity [|ground|, |examples|] of sentence embeddings (all-MiniLM-L6-v2, or
+    utility.embedding_model); scores nothing."""
 
     @classmethod
     def from_params(cls, params) -> "SimilaritySource":
@@ -27,8 +28,10 @@ class SimilaritySource:
         return Scored()
 
     def read(self, ctx: PlanContext, scored: Scored | None = None) -> tuple[Block, str]:
+        from delift_dvc.utility.embeddings import embedding_name
+
         vectors = ctx.vectors()
-        return cosine_kernel(ctx.ground_rows(vectors), vectors), SE_KERNEL
+        return cosine_kernel(ctx.ground_rows(vectors), vectors), embedding_name(ctx.embedding_model)
 
 
 def coverage_block(ctx: PlanContext, block: Block) -> Block:

@@ -75,7 +75,7 @@ def _measure(params: Params, test: list[Sample], subset: list[Sample], initial: 
 
     ev = params.evaluate
     options = dict(max_new_tokens=ev.max_new_tokens, max_length=ev.max_length,
-                   embedder=Embedder(device=ev.device), batch_size=ev.batch_size, templates=templates(params),
+                   embedder=Embedder(device=ev.device, model=params.utility.embedding_model), batch_size=ev.batch_size, templates=templates(params),
                    chat=params.finetune.layout == "chat")
     tokenizer, base, _, _ = models.load_named(model_name(params), ev.dtype, ev.device)
     results: dict[str, dict] = {}

@@ -46,7 +46,8 @@ def score_file(params: Params, data: str, target_set: str | None = None, existin
     params = replace(params, selection=replace(params.selection, method="delift"))
     with Store(params.store, write=True) as store, named_as_params(options=True):
         store_samples(store, by_id)
-        scored = score_plan(PlanContext(plan, by_id, store, params.scoring.device), params,
+        scored = score_plan(PlanContext(plan, by_id, store, params.scoring.device,
+                                        embedding_model=params.utility.embedding_model), params,
                             reporter or Reporter("score", quiet=True))
     counts = scored.counts.as_dict()
     return {**plan.counts, "n_duplicates": report.n_duplicates, **counts, **(scored.metrics or {}),
@@ -61,14 +62,17 @@ def select_file(params: Params, data: str, out: str, summary: str | None = None,
     groups = sample_groups(report.samples, data)  # only selection reads them
     store_root = Path(params.store)
     device = params.scoring.device
+    embedding = params.utility.embedding_model
     with named_as_params(options=True):
         if params.selection.method == "delift":
             if not store_root.is_dir():
                 raise InputError(f"{store_root}: no store here (run `delift-dvc score {data}` first)")
             with Store(store_root) as store:
-                subset, identity = select_plan(PlanContext(plan, by_id, store, device, groups=groups), params)
+                subset, identity = select_plan(PlanContext(plan, by_id, store, device, groups=groups,
+                                                           embedding_model=embedding), params)
         else:
-            subset, identity = select_plan(PlanContext(plan, by_id, None, device, groups=groups), params)
+            subset, identity = select_plan(PlanContext(plan, by_id, None, device, groups=groups,
+                                                       embedding_model=embedding), params)
     write_samples([by_id[i] for i in subset.ids], out)
     result = {**subset.summary(), "mode": plan.mode, "counts": plan.counts, "scorer": identity,
               "composition": composition(plan.ground, subset.ids, groups),

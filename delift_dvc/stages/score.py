@@ -66,7 +66,8 @@ def _run_score(params: Params, reporter: Reporter) -> dict:
         version = store.record_version(_unique_name(store, params.data.train, ids), ids)
         reporter.phase(f"version {version.name}: {len(ids)} samples, {plan.mode} selection "
                        f"({plan.objective}) over {len(plan.ground)}")
-        ctx = PlanContext(plan, by_id, store, params.scoring.device, groups=groups)
+        ctx = PlanContext(plan, by_id, store, params.scoring.device, groups=groups,
+                          embedding_model=params.utility.embedding_model)
         scored = score_plan(ctx, params, reporter)
         subset, identity = select_plan(ctx, params, scored)
         store.record_selection(version, subset.objective_name, plan.mode, subset.ids, subset.gains)
