@@ -3,7 +3,8 @@
 baseline: what the DELIFT reference does: one full forward per (target, example) pair with
 full-vocabulary logits at every position, fixed batches of 32 in length order.
 scorer:   delift_dvc.Scorer (token-budget batches, output layer only at the scored positions),
-          without and with prefix KV reuse.
+          without and with prefix KV reuse (in half precision both ways: one example's targets
+          per forward, the path before packing, and many examples packed into one forward).
 
 All score the same pairs; the table shows pairs/s, ratios to the baseline, the largest difference,
 the padding share, and the achieved FLOP/s as a fraction of two peaks measured in the same run and
@@ -175,8 +176,11 @@ def main() -> None:
         t_ref = time.perf_counter() - t
         print(f"| {dtype} | baseline | {len(pairs) / t_ref:.2f} | 1.00x | 0 | | | | |", flush=True)
         scored = sum(scorer.encode(samples[i], samples[j]).n_scored for i, j in pairs)
-        for label, reuse in (("plain", False), ("prefix reuse", True)):
-            scorer.prefix_reuse = reuse
+        runs = [("plain", False, False), ("prefix reuse", True, scorer.pack_examples)]
+        if scorer.pack_examples:  # half precision: also the one-example-per-forward path (the "before")
+            runs.insert(1, ("prefix reuse, one example per forward", True, False))
+        for label, reuse, pack in runs:
+            scorer.prefix_reuse, scorer.pack_examples = reuse, pack
             ours, t_ours, stats = run_scorer(scorer, samples, pairs)
             pad = stats["padded_tokens"] / max(1, stats["tokens"] + stats["padded_tokens"])
             fed = stats["tokens"] + stats["padded_tokens"]
