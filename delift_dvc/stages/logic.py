@@ -31,10 +31,11 @@ def check_logic(command: str, given: int | None) -> None:
         return
     from importlib.metadata import version
 
-    raise InputError(
-        f"dvc.yaml: `delift-dvc {command} --logic {given}` was written for {command} logic {given}, "
-        f"this delift-dvc ({version('delift-dvc')}) computes {command} logic {LOGIC[command]}: "
-        f"run `delift-dvc upgrade`, then `dvc repro` re-runs the stages whose results change")
+    what = (f"dvc.yaml: `delift-dvc {command} --logic {given}` was written for {command} logic {given}, "
+            f"this delift-dvc ({version('delift-dvc')}) computes {command} logic {LOGIC[command]}")
+    if given > LOGIC[command]:
+        raise InputError(f"{what}: dvc.yaml is from a newer delift-dvc (pip install -U delift-dvc)")
+    raise InputError(f"{what}: run `delift-dvc upgrade`, then `dvc repro` re-runs the stages whose results change")
 
 
 def upgrade_pipeline(dvc_file: str | Path) -> dict[str, tuple[int | None, int]]:

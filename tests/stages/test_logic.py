@@ -40,13 +40,15 @@ def test_upgrade_rewrites_stale_and_missing_numbers_and_keeps_the_rest(tmp_path,
                                 "  c:\n    cmd: python train.py --logic 1\n")
 
 
-def test_a_stale_number_is_a_one_line_error_and_runs_nothing(tmp_path):
+def test_a_number_of_another_release_is_a_one_line_error_and_runs_nothing(tmp_path):
     done = subprocess.run(["delift-dvc", "ingest", "--logic", str(LOGIC["ingest"] + 1)], cwd=tmp_path,
                           capture_output=True, text=True)
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.count("\n") == 1 and "delift-dvc upgrade" in done.stderr
+    assert done.stderr.count("\n") == 1 and "newer delift-dvc (pip install -U delift-dvc)" in done.stderr
     assert done.stderr.startswith(f"error: dvc.yaml: `delift-dvc ingest --logic {LOGIC['ingest'] + 1}`")
     assert list(tmp_path.iterdir()) == []
+    older = subprocess.run(["delift-dvc", "select", "--logic", "0"], cwd=tmp_path, capture_output=True, text=True)
+    assert older.returncode == 2 and older.stderr.count("\n") == 1 and "run `delift-dvc upgrade`" in older.stderr
 
 
 def test_missing_pipeline_file_names_it(tmp_path):
