@@ -12,7 +12,7 @@ from delift_dvc.data.groups import sample_groups
 from delift_dvc.data.samples import load_samples, read_samples, write_samples
 from delift_dvc.data.split import split_pool
 from delift_dvc.errors import ArgumentError, InputError
-from delift_dvc.stages.outputs import (PREPARED_FIELDS, PREPARED_GROUPS, PREPARED_SOURCES, PREPARED_TARGETS,
+from delift_dvc.stages.outputs import (METRICS, PREPARED_FIELDS, PREPARED_GROUPS, PREPARED_SOURCES, PREPARED_TARGETS,
                                        PREPARED_TEST, PREPARED_TEST_GROUPS, PREPARED_TRAIN, write_json)
 
 
@@ -22,7 +22,8 @@ def run_ingest(params: Params) -> dict:
     test_groups.json (each test sample's group, see test_groups), fields.json (data.fields, with
     which the later stages read these records), sources.json (each pool and target-set sample's
     own file and line, which the store and the report show) and, with data.target_set,
-    target_set.jsonl. Without data.test a data.holdout fraction of data.train, chosen by
+    target_set.jsonl; its counts (records, duplicates, pool, test, groups) go to
+    metrics/ingest.json. Without data.test a data.holdout fraction of data.train, chosen by
     content hash, is the test set instead of pool."""
     data = params.data
     prepared = Path(data.prepared)
@@ -58,6 +59,7 @@ def run_ingest(params: Params) -> dict:
     elif targets_path.exists():
         targets_path.unlink()
     write_json(prepared / PREPARED_SOURCES, {s.id: s.source for s in sorted([*pool, *targets], key=lambda s: s.id)})
+    write_json(Path(params.metrics) / METRICS["ingest"], summary)
     return summary
 
 

@@ -27,7 +27,7 @@ SELECTION_RECORD = "selection.json"  # data.selected: ids, gains, counts of the 
 SELECTED_TRAIN = "train.jsonl"  # data.selected: the subset in the input's shape
 
 # metrics/: stage -> its metrics file
-METRICS = {"score": "score.json", "select": "select.json", "finetune": "train.json",
+METRICS = {"ingest": "ingest.json", "score": "score.json", "select": "select.json", "finetune": "train.json",
            "evaluate": "eval.json", "evaluate_initial": "eval_initial.json"}
 # plots/: plot -> its CSV
 PLOTS = {"gains": "gains.csv", "utility_hist": "utility_hist.csv", "composition": "composition.csv",

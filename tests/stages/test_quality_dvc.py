@@ -53,6 +53,8 @@ def test_repro_runs_finetune_and_evaluate_with_the_real_model(real_run):
         assert f"Running stage '{stage}'" in stdout
     train = metrics(root, "train")
     assert train["n_samples"] == 6 and train["steps"] == 2  # 50 % of 12, batches of 4
+    assert metrics(root, "ingest") == {"n_records": 12, "n_duplicates": 0, "n_samples": 12, "n_test": 4,
+                                       "n_groups": 1}
     live = json.loads((root / "metrics/live/metrics.json").read_text())  # DVCLive's summary
     assert live == {"train": {"loss": round(train["last_loss"], 6)}, "step": 2}
     shown = json.loads(sh("dvc", "metrics", "show", "--json", cwd=root).stdout)
