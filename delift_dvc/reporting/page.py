@@ -12,7 +12,7 @@ STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:70rem;color:#222;line-height:1.4}
 table{border-collapse:collapse;margin:.5rem 0 1.5rem}td,th{border-bottom:1px solid #ddd;padding:.25rem .6rem;
 text-align:left;vertical-align:top}th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums}
-.flag{color:#a40000;font-weight:600;white-space:nowrap}.bar{display:inline-block;height:.7rem;vertical-align:middle}
+.flag{color:#a40000;font-weight:600;white-space:nowrap}.warning{color:#a40000;font-weight:600}.bar{display:inline-block;height:.7rem;vertical-align:middle}
 .pool{background:#b8c7d9}.picked{background:#2c6fbb}.summary td{border:none;padding:.1rem .6rem}
 .sample{font-size:.9rem}.muted{color:#666}svg{display:block;margin:.5rem 0 1.5rem}#quality img{max-width:100%}
 """
@@ -105,7 +105,7 @@ def html(report: SelectionReport, quality: Quality | None = None) -> str:
         f'</span> {100 * shares(g)[1]:.1f} %</td><td class="flag">{escape(g.flag)}</td></tr>' for g in report.groups)
     facts = "".join(f"<tr><td>{escape(k)}</td><td>{escape(v)}</td></tr>" for k, v in _facts(report))
     flagged = report.flagged
-    warning = (f'<p class="flag">{len(flagged)} of {len(report.groups)} groups have no or few picks: '
+    warning = (f'<p class="warning">{len(flagged)} of {len(report.groups)} groups have no or few picks: '
                f'{escape(", ".join(g.group for g in flagged))}</p>' if flagged else
                "<p>Every group has at least half of its proportional share of picks.</p>")
     gains = (_line_svg(report.gains) if report.gains and any(report.gains) else
