@@ -220,13 +220,17 @@ class ScoringParams:
     executor: str = _key("local", choice(tuple(EXECUTORS)), "Where blocks are scored.")
     workers: int = _key(2, integer(1), "Ray actors (with --executor ray).")  # Ray actors
     ray_address: str | None = _key(None, optional_path, "Ray cluster to join (auto, ray://host:port).")
+    shared_store: str | None = _key("auto", optional_path, "Segment pool that every workspace of the project "
+                                    "(queued and temp experiments too) shares: auto (beside DVC's cache), a "
+                                    "folder, or null (off).")
     template: str = _key(NO_EXAMPLE_TEMPLATE, text)
     example_template: str = _key(ONE_EXAMPLE_TEMPLATE, text)
 
 
 # scoring keys that say where and how fast values are computed, never what they are: no stage
 # dependency in dvc.yaml (every other scoring key is one)
-SCORING_RUNTIME = ("device", "batch_tokens", "segment_pairs", "threads", "executor", "workers", "ray_address")
+SCORING_RUNTIME = ("device", "batch_tokens", "segment_pairs", "threads", "executor", "workers", "ray_address",
+                   "shared_store")
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ SPECIAL = {
     "scoring.threads": ["many", 0, -2, 1.5, True],
     "scoring.batch_tokens": ["many", 0, -2, 1.5, True, None],
     "scoring.ray_address": [5, ["x"], ""],
+    "scoring.shared_store": [5, ["x"], ""],  # null is valid (off)
+    "utility.embedding_model": [5, ["x"], "", None, "no/such/folder"],
     "data.target_set": [5, ["x"], ""],
     "selection.temperature": ["abc", True, -1.0, math.inf, math.nan, [1.0]],
     "data.group_by": [5, ["x"], ""],

@@ -21,6 +21,7 @@ from delift_dvc.stages.ingest import prepared_groups, prepared_pool
 from delift_dvc.stages.outputs import METRICS, SELECTION_RECORD, write_json
 from delift_dvc.stages.subset import score_plan, select_plan
 from delift_dvc.store import Store
+from delift_dvc.store.shared import SharedPool, dvc_pool
 
 
 def previous_selection(store: Store, before_seq: int) -> tuple[list[str], list[str]] | None:
@@ -44,18 +45,37 @@ def _unique_name(store: Store, data_path: str, ids: list[str]) -> str:
 
 def run_score(params: Params, reporter: Reporter | None = None) -> dict:
     """Record this data version, plan the selection, score only what the store lacks, select,
-    and record the subset. Writes the selection record and metrics/score.json."""
+    and record the subset. Writes the selection record and metrics/score.json. With
+    scoring.shared_store (auto: beside DVC's cache) the store first takes the segments that
+    other workspaces of the project scored, and gives back its own (store/shared.py)."""
+    reporter = reporter or Reporter("score", quiet=True)
     with named_as_params():
-        return _run_score(params, reporter or Reporter("score", quiet=True))
+        root = shared_root(params.scoring.shared_store)
+        if root is None:
+            return _run_score(params, reporter)
+        with SharedPool(root) as pool:
+            return _run_score(params, reporter, pool)
 
 
-def _run_score(params: Params, reporter: Reporter) -> dict:
+def shared_root(setting: str | None) -> Path | None:
+    """The pool folder of scoring.shared_store: None (off), auto (DVC's cache dir/delift-store,
+    off outside a DVC project) or a folder."""
+    if setting is None:
+        return None
+    return dvc_pool(".") if setting == "auto" else Path(setting)
+
+
+def _run_score(params: Params, reporter: Reporter, shared: SharedPool | None = None) -> dict:
     pool, targets = prepared_pool(params)
     groups = prepared_groups(params, pool)  # before anything is written
     sel = params.selection
     by_id = {s.id: s for s in [*pool, *targets]}
     ids = [s.id for s in pool]
     with Store(params.store, write=True) as store:
+        if shared is not None:  # what other workspaces of the project scored (the pool's lock is held)
+            linked = shared.pull(store.root)
+            if linked:
+                reporter.phase(f"{linked} segments from the shared store {shared.root}")
         # plan before writing anything: a budget that does not fit leaves the store untouched
         latest = store.latest_version()
         same = latest is not None and latest.members_hash == versions.members_hash(ids)
@@ -71,6 +91,8 @@ def _run_score(params: Params, reporter: Reporter) -> dict:
         scored = score_plan(ctx, params, reporter)
         subset, identity = select_plan(ctx, params, scored)
         store.record_selection(version, subset.objective_name, plan.mode, subset.ids, subset.gains)
+        if shared is not None:
+            shared.push(store.root)
     reporter.phase(f"selected {len(subset.ids)} of {len(ids)} ({len(plan.kept)} kept)")
     record = _selection_record(plan, subset, version, identity, params)
     record["composition"] = composition(ids, subset.ids, groups)

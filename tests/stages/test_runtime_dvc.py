@@ -27,7 +27,8 @@ def test_changing_runtime_settings_reruns_nothing(tmp_path, tiny_model_dir):
                         selection={"budget": 3})
     sh("dvc", "repro", "select", cwd=root)
     params = yaml.safe_load((root / "params.yaml").read_text())
-    params["scoring"].update(threads=1, workers=3, batch_tokens=4096, device="cpu", segment_pairs=7)
+    params["scoring"].update(threads=1, workers=3, batch_tokens=4096, device="cpu", segment_pairs=7,
+                             shared_store=str(tmp_path / "pool"))
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     status = sh("dvc", "status", "score", "select", cwd=root).stdout
     assert "up to date" in status, status
