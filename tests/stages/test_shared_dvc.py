@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
 import yaml
 
 from tests.helpers.projects import commit, make_project, sh
