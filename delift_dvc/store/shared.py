@@ -26,16 +26,17 @@ POOL_DIR = "delift-store"  # beside DVC's cache folders (files/md5): <dvc cache 
 
 
 def dvc_pool(project: str | Path = ".") -> Path | None:
-    """<cache dir>/delift-store of the DVC project at `project`; None outside a DVC project."""
+    """<cache dir>/delift-store of the DVC project at `project`; None outside a DVC project
+    (or where DVC cannot open it)."""
     try:
-        from dvc.exceptions import NotDvcRepoError
+        from dvc.exceptions import DvcException
         from dvc.repo import Repo
     except ImportError:  # pragma: no cover - dvc is a dependency
         return None
     try:
         with Repo(str(project)) as repo:
             cache = repo.cache.local_cache_dir
-    except NotDvcRepoError:
+    except DvcException:  # not a DVC project (or one DVC cannot open): no pool
         return None
     return None if cache is None else Path(cache) / POOL_DIR
 
