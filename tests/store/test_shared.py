@@ -71,3 +71,14 @@ def test_the_lock_makes_a_second_workspace_wait(tmp_path):
         events.append(("first out", time.monotonic()))
     thread.join(10)
     assert [name for name, _ in events] == ["first out", "second in"]
+
+
+def test_the_pool_sits_beside_dvcs_cache_and_is_off_outside_a_project(tmp_path):
+    import subprocess
+
+    from delift_dvc.store.shared import dvc_pool
+
+    assert dvc_pool(tmp_path) is None
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(["dvc", "init", "-q"], cwd=tmp_path, check=True)
+    assert dvc_pool(tmp_path) == tmp_path / ".dvc" / "cache" / "delift-store"
