@@ -19,7 +19,8 @@ import os
 import shutil
 from pathlib import Path
 
-from delift_dvc.store.segments import list_segments, quote, connect_memory
+from delift_dvc.errors import InputError
+from delift_dvc.store.segments import connect_memory, list_segments, quote
 
 SHARED_KINDS = {"samples": ("id",), "baselines": ("scorer", "target"), "pairs": ("scorer", "target", "example")}
 POOL_DIR = "delift-store"  # beside DVC's cache folders (files/md5): <dvc cache dir>/delift-store
@@ -94,8 +95,12 @@ class SharedPool:
         self._fd: int | None = None
 
     def __enter__(self) -> SharedPool:
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise InputError(f"scoring.shared_store {self.root}: cannot use it ({exc.strerror}); "
+                             "set another folder, or null") from None
         fcntl.flock(self._fd, fcntl.LOCK_EX)  # waits while another workspace scores
         return self
 

@@ -61,8 +61,12 @@ class Embedder:
             from transformers import AutoModel, AutoTokenizer
 
             folder = embedding_model_dir(self.model)
-            self._tokenizer = AutoTokenizer.from_pretrained(folder)
-            self._model = AutoModel.from_pretrained(folder).to(self.device).eval()
+            try:
+                self._tokenizer = AutoTokenizer.from_pretrained(folder)
+                self._model = AutoModel.from_pretrained(folder).to(self.device).eval()
+            except (OSError, ValueError) as exc:
+                reason = " ".join(str(exc).split())[:200]
+                raise ModelUnavailableError(f"{folder}: cannot load the embedding model ({reason})") from None
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings [len(texts), dim] (float32, each row L2-normalised). Batches are formed in

@@ -82,3 +82,14 @@ def test_the_pool_sits_beside_dvcs_cache_and_is_off_outside_a_project(tmp_path):
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     subprocess.run(["dvc", "init", "-q"], cwd=tmp_path, check=True)
     assert dvc_pool(tmp_path) == tmp_path / ".dvc" / "cache" / "delift-store"
+
+
+def test_a_pool_that_cannot_be_made_names_the_key(tmp_path):
+    import pytest
+
+    from delift_dvc.errors import InputError
+
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(InputError, match=r"scoring.shared_store .*file/pool: cannot use it"):
+        with SharedPool(tmp_path / "file" / "pool"):
+            pass

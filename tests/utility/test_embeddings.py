@@ -123,3 +123,12 @@ def test_file_mode_selects_with_another_embedding_model(small_encoder, tmp_path)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
     assert "utility.embedding_model" in bad.stderr and "not a model folder" in bad.stderr
     assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_a_model_folder_that_does_not_load_is_a_one_line_error(tmp_path):
+    from delift_dvc.errors import ModelUnavailableError
+
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken/config.json").write_text("{}")
+    with pytest.raises(ModelUnavailableError, match=r"broken: cannot load the embedding model"):
+        embeddings.Embedder(device="cpu", model=str(tmp_path / "broken")).encode(["x"])
