@@ -50,19 +50,19 @@ def run_score(params: Params, reporter: Reporter | None = None) -> dict:
     other workspaces of the project scored, and gives back its own (store/shared.py)."""
     reporter = reporter or Reporter("score", quiet=True)
     with named_as_params():
-        root = shared_root(params.scoring.shared_store)
+        root = shared_root(params.scoring.shared_store, params.store)
         if root is None:
             return _run_score(params, reporter)
         with SharedPool(root) as pool:
             return _run_score(params, reporter, pool)
 
 
-def shared_root(setting: str | None) -> Path | None:
-    """The pool folder of scoring.shared_store: None (off), auto (DVC's cache dir/delift-store,
-    off outside a DVC project) or a folder."""
+def shared_root(setting: str | None, store: str | Path) -> Path | None:
+    """The pool folder of scoring.shared_store: None (off), auto (the cache dir/delift-store of
+    the DVC project holding the store; off for a store in no DVC project) or a folder."""
     if setting is None:
         return None
-    return dvc_pool(".") if setting == "auto" else Path(setting)
+    return dvc_pool(Path(store).resolve().parent) if setting == "auto" else Path(setting)
 
 
 def _run_score(params: Params, reporter: Reporter, shared: SharedPool | None = None) -> dict:

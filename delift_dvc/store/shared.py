@@ -27,8 +27,8 @@ POOL_DIR = "delift-store"  # beside DVC's cache folders (files/md5): <dvc cache 
 
 
 def dvc_pool(project: str | Path = ".") -> Path | None:
-    """<cache dir>/delift-store of the DVC project at `project`; None outside a DVC project
-    (or where DVC cannot open it)."""
+    """<cache dir>/delift-store of the DVC project holding the folder `project` (it or one of
+    its parents has .dvc/); None outside a DVC project (or where DVC cannot open it)."""
     try:
         from dvc.exceptions import DvcException
         from dvc.repo import Repo
