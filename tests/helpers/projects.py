@@ -23,9 +23,11 @@ def sh(*args, cwd: Path, check=True) -> subprocess.CompletedProcess:
     return done
 
 
-def make_project(root: Path, records: list[dict], scoring: dict, **sections: dict) -> Path:
+def make_project(root: Path, records: list[dict], scoring: dict, extra_files: dict[str, str] | None = None,
+                 **sections: dict) -> Path:
     """A fresh git + DVC repo with the project's dvc.yaml and params.yaml (scoring and other
-    sections overridden; no hold-out unless `data` says so)."""
+    sections overridden; no hold-out unless `data` says so) and `extra_files` (path -> text,
+    e.g. a template file) committed with them."""
     root.mkdir(parents=True)
     shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
     shutil.copy(REPO / ".dvcignore", root / ".dvcignore")
@@ -36,6 +38,9 @@ def make_project(root: Path, records: list[dict], scoring: dict, **sections: dic
     for name, values in sections.items():
         params[name].update(values)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for name, text in (extra_files or {}).items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text, encoding="utf-8")
     write_data(root, records)
     sh("git", "init", "-q", cwd=root)
     sh("git", "config", "user.email", "t@example.invalid", cwd=root)

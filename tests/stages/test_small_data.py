@@ -32,9 +32,10 @@ def test_repro_succeeds_without_a_test_set(tmp_path, tiny_model_dir, n, holdout,
     """Ten samples the shipped 0.15 split holds nothing of, and a one-sample pool with no
     hold-out: every stage runs, and evaluate records that there is no test set. A custom
     scoring.template reaches fine-tuning (one layout)."""
-    scoring = {"model": str(tiny_model_dir), "dtype": "float32", **({"template": template} if template else {})}
+    scoring = {"model": str(tiny_model_dir), "dtype": "float32", **({"template": "templates/qa.txt"} if template else {})}
     root = make_project(tmp_path / "repo", records_kept_by_the_split(n, holdout), scoring,
-                        data={"holdout": holdout}, finetune={"epochs": 1}, evaluate={"max_new_tokens": 4})
+                        data={"holdout": holdout}, finetune={"epochs": 1}, evaluate={"max_new_tokens": 4},
+                        extra_files={"templates/qa.txt": template} if template else {})
     done = sh("dvc", "repro", cwd=root)
     assert (root / "data/prepared/test.jsonl").read_text() == ""
     for name in ("eval_initial", "eval"):
@@ -47,5 +48,5 @@ def test_repro_succeeds_without_a_test_set(tmp_path, tiny_model_dir, n, holdout,
     plots = json.loads(sh("dvc", "plots", "show", "--json", cwd=root).stdout)
     assert not plots.get("errors"), plots.get("errors")
     log = json.loads((root / "models/adapter/train_log.json").read_text())
-    assert log["templates"]["template"] == (template or yaml.safe_load((root / "params.yaml").read_text())
-                                            ["scoring"]["template"])
+    shipped = root / yaml.safe_load((root / "params.yaml").read_text())["scoring"]["template"]
+    assert log["templates"]["template"] == (template or shipped.read_text())
