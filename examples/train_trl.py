@@ -8,16 +8,16 @@ The contract between delift-dvc and any trainer is two paths in params.yaml:
 
 This script reads the same finetune.* keys as the built-in loop (LoRA rank, alpha, dropout,
 targets, learning rate, batch size, epochs or steps, seed, max_length, layout) and writes the
-same metrics/train.json and plots/train_loss.csv, so it can replace the finetune stage's
-command in dvc.yaml (`cmd: python examples/train_trl.py`). It needs `pip install trl`; with
-`pip install dvclive` the run is also logged live to dvclive/ (TRL's DVCLive callback).
+same files as the finetune stage declares: metrics/train.json, plots/train_loss.csv and the
+DVCLive step loss in metrics/live/ (through the same logger as the built-in loop, as a
+TrainerCallback), so it can replace the finetune stage's command in dvc.yaml
+(`cmd: python examples/train_trl.py`). It needs `pip install trl`.
 
     python examples/train_trl.py            # in the DVC project's root, after `dvc repro select`
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import tempfile
 from pathlib import Path
@@ -45,6 +45,18 @@ def rows(params, samples, eos: str) -> list[dict]:
     return [{"prompt": templates.text(s.prompt, None) + eos, "completion": s.response} for s in samples]
 
 
+def live_callback(on_step):
+    """A transformers TrainerCallback that hands each logged training loss to on_step(step, loss)."""
+    from transformers import TrainerCallback
+
+    class LiveLoss(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                on_step(state.global_step, float(logs["loss"]))
+
+    return LiveLoss()
+
+
 def main() -> None:
     from datasets import Dataset
     from peft import LoraConfig
@@ -53,8 +65,8 @@ def main() -> None:
 
     from delift_dvc.atomic import write_json
     from delift_dvc.config import load_params
-    from delift_dvc.stages.finetune import selected_subset
-    from delift_dvc.stages.outputs import METRICS, PLOTS, write_csv
+    from delift_dvc.stages.finetune import live_loss, selected_subset
+    from delift_dvc.stages.outputs import METRICS, TRAIN_LOSS, write_csv
 
     params = load_params("params.yaml")
     ft = params.finetune
@@ -72,21 +84,22 @@ def main() -> None:
         config = SFTConfig(
             output_dir=tmp, learning_rate=ft.learning_rate, per_device_train_batch_size=ft.batch_size,
             seed=ft.seed, max_length=ft.max_length, completion_only_loss=True, logging_steps=1,
-            save_strategy="no", report_to=["dvclive"] if importlib.util.find_spec("dvclive") else [],
+            save_strategy="no", report_to=[],
             lr_scheduler_type="constant", use_cpu=cpu, bf16=ft.dtype == "bfloat16", fp16=ft.dtype == "float16",
             **epochs_or_steps)
         lora = LoraConfig(r=ft.lora_rank, lora_alpha=ft.lora_alpha, lora_dropout=ft.lora_dropout,
                           target_modules=list(ft.lora_targets), task_type="CAUSAL_LM")
         data = Dataset.from_list(rows(params, samples, tokenizer.eos_token))
-        trainer = SFTTrainer(model=model, args=config, train_dataset=data, processing_class=tokenizer,
-                             peft_config=lora)
-        trainer.train()
+        with live_loss(Path(params.metrics)) as on_step:
+            trainer = SFTTrainer(model=model, args=config, train_dataset=data, processing_class=tokenizer,
+                                 peft_config=lora, callbacks=[live_callback(on_step)])
+            trainer.train()
         trainer.model.save_pretrained(ft.adapter)  # the PEFT adapter folder `evaluate` loads
     losses = [(e["step"], e["loss"]) for e in trainer.state.log_history if "loss" in e]
     metrics = {"n_samples": len(samples), "steps": trainer.state.global_step, "trainer": "trl",
                "first_loss": losses[0][1], "last_loss": losses[-1][1]}
     write_json(Path(params.metrics) / METRICS["finetune"], metrics)
-    write_csv(Path(params.plots) / PLOTS["train_loss"], ["step", "loss"], losses)
+    write_csv(Path(params.plots) / TRAIN_LOSS, ["step", "loss"], losses)
     print(json.dumps(metrics, sort_keys=True))
 
 
