@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from delift_dvc.data.samples import load_samples
+from pools import project_samples
 from delift_dvc.selection.stratified import stratum_labels
 from delift_dvc.store import Store
 
@@ -60,14 +60,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--project", type=Path, required=True)
     args = ap.parse_args()
-    prepared = args.project / "data/prepared/train.jsonl"
     record = args.project / "data/selected/selection.json"
-    if not prepared.is_file() or not record.is_file():
-        raise SystemExit(f"{args.project}: needs data/prepared/train.jsonl and data/selected/selection.json "
-                         "(a --task pool project after `dvc repro`)")
-    samples = load_samples(prepared)
-    if any("defect" not in s.record for s in samples):
-        raise SystemExit(f"{prepared}: records without a `defect` field (not a --task pool project)")
+    samples = project_samples(args.project, "data/prepared/train.jsonl", ["data/selected/selection.json"],
+                              "defect", "dvc repro")
     scorer = json.loads(record.read_text(encoding="utf-8"))["scorer"]
     with Store(args.project / "store") as store:
         d0 = store.read_baselines(scorer, [s.id for s in samples])

@@ -14,7 +14,7 @@ import csv
 from collections import Counter
 from pathlib import Path
 
-from delift_dvc.data.samples import load_samples
+from pools import project_samples
 
 DEFECTS = ("clean", "duplicate", "near_duplicate", "swapped", "flipped")
 
@@ -24,14 +24,10 @@ def main() -> None:
     ap.add_argument("--project", type=Path, required=True)
     ap.add_argument("--out", default="reports", help="the compare --out folder")
     args = ap.parse_args()
-    raw = args.project / "data/raw/train.jsonl"
     subsets = args.project / args.out / "compare_subsets.csv"
-    if not raw.is_file() or not subsets.is_file():
-        raise SystemExit(f"{args.project}: needs data/raw/train.jsonl and {args.out}/compare_subsets.csv "
-                         "(a --task pool project after `delift-dvc compare`)")
-    samples = {s.id: s.record for s in load_samples(raw)}
-    if any("defect" not in r for r in samples.values()):
-        raise SystemExit(f"{raw}: records without a `defect` field (not a --task pool project)")
+    samples = {s.id: s.record for s in project_samples(args.project, "data/raw/train.jsonl",
+                                                       [f"{args.out}/compare_subsets.csv"], "defect",
+                                                       "delift-dvc compare")}
     pool_defects = Counter(r["defect"] for r in samples.values())
     pool_templates = Counter(r["template"] for r in samples.values())
     runs: dict[tuple, list[str]] = {}

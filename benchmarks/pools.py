@@ -293,3 +293,21 @@ def manifest(kind: str, seed: int, arguments: Mapping, pool: Sequence[dict], tes
     totals = Counter(r["defect"] for r in pool)
     return {"kind": kind, "seed": seed, "arguments": dict(arguments), "pool": len(pool), "test": len(test),
             "defects": {d: totals[d] for d in DEFECTS}, "templates": templates}
+
+
+def project_samples(project, data: str, needs: Sequence[str], field: str, after: str) -> list:
+    """The samples of a `--task pool` project's `data` file (e.g. data/prepared/train.jsonl),
+    after checking that `data` and every path of `needs` (relative to the project) exist and that
+    every record carries `field`; SystemExit with a one-line reason otherwise. `after`: the
+    command that writes them (said in the message)."""
+    from pathlib import Path
+
+    from delift_dvc.data.samples import load_samples
+
+    project = Path(project)
+    if not all((project / p).is_file() for p in (data, *needs)):
+        raise SystemExit(f"{project}: needs {' and '.join((data, *needs))} (a --task pool project after `{after}`)")
+    samples = load_samples(project / data)
+    if any(field not in s.record for s in samples):
+        raise SystemExit(f"{project / data}: records without a `{field}` field (not a --task pool project)")
+    return samples

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from delift_dvc.data.samples import load_samples
+from pools import project_samples
 from delift_dvc.selection.stratified import label_groups, normalise_label
 
 
@@ -54,14 +54,9 @@ def main() -> None:
     ap.add_argument("--project", type=Path, required=True)
     ap.add_argument("--out", default="reports", help="the compare --out folder")
     args = ap.parse_args()
-    prepared = args.project / "data/prepared/train.jsonl"
     subsets = args.project / args.out / "compare_subsets.csv"
-    if not prepared.is_file() or not subsets.is_file():
-        raise SystemExit(f"{args.project}: needs data/prepared/train.jsonl and {args.out}/compare_subsets.csv "
-                         "(a --task pool project after `delift-dvc compare`)")
-    samples = load_samples(prepared)
-    if any("template" not in s.record for s in samples):
-        raise SystemExit(f"{prepared}: records without a `template` field (not a --task pool project)")
+    samples = project_samples(args.project, "data/prepared/train.jsonl", [f"{args.out}/compare_subsets.csv"],
+                              "template", "delift-dvc compare")
     from delift_dvc.utility.embeddings import embed_samples
 
     by_id = {s.id: s for s in samples}

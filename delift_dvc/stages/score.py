@@ -76,7 +76,7 @@ def _run_score(params: Params, reporter: Reporter, shared: SharedPool | None = N
             linked = shared.pull(store.root)
             if linked:
                 reporter.phase(f"{linked} segments from the shared store {shared.root}")
-        # plan before writing anything: a budget that does not fit leaves the store untouched
+        # plan before writing anything (the pool's segments aside): a budget that does not fit adds nothing else
         latest = store.latest_version()
         same = latest is not None and latest.members_hash == versions.members_hash(ids)
         seq = latest.seq if same else (latest.seq + 1 if latest else 1)
