@@ -118,12 +118,19 @@ def cnn_task(args, root: Path, params: dict, stages: dict) -> tuple[list, list, 
 
 
 def mixture_task(args, root: Path, params: dict, stages: dict) -> tuple[list, list, int]:
-    """12 templates; with --continual the pool is the first 6 and data/update/v2.jsonl all 12."""
-    pool = p3_rows(0, args.pool_per_template, MIXTURE)
+    """12 templates; with --continual the pool is the first 6 and data/update/v2.jsonl all 12.
+    Every record keeps its `template` (the group, `data.group_by`)."""
+    pool = tagged(MIXTURE, 0, args.pool_per_template)
     if args.continual:
         jsonl(root / "data/update/v2.jsonl", pool)
-        pool = p3_rows(0, args.pool_per_template, MIXTURE[:6])
-    return pool, p3_rows(TEST_START, args.test_per_template, MIXTURE), 32
+        pool = tagged(MIXTURE[:6], 0, args.pool_per_template)
+    params["data"]["group_by"] = "template"
+    return pool, tagged(MIXTURE, TEST_START, args.test_per_template), 32
+
+
+def tagged(templates: list[str], first: int, count: int) -> list[dict]:
+    """p3_rows of each template, each record with its template's short name as `template`."""
+    return [{**row, "template": short_name(name)} for name in templates for row in p3_rows(first, count, [name])]
 
 
 def pool_task(args, root: Path, params: dict, stages: dict) -> tuple[list, list, int]:
@@ -199,6 +206,8 @@ def main() -> None:
     stages["stages"]["ingest"]["deps"].append("${data.test}")
     params["evaluate"]["max_new_tokens"] = args.max_new_tokens or new_tokens
     params["selection"]["mode"] = "refresh"  # as `compare` runs it: the first run is reused
+    if args.task in ("p3", "gsm8k", "cnn"):  # the paper's settings reproduce the paper's plain DELIFT
+        params["selection"].update({"strata": "none", "temperature": None})
     params["finetune"].update({"epochs": args.epochs, "learning_rate": args.learning_rate, "steps": args.steps})
     for section, key, value in (("finetune", "batch_size", args.batch_size), ("finetune", "max_length", args.max_length),
                                 ("evaluate", "dtype", args.eval_dtype), ("evaluate", "batch_size", args.eval_batch_size)):

@@ -14,6 +14,7 @@ import click
 
 from delift_dvc.errors import DeliftError, InputError
 from delift_dvc.selection.budget import BudgetError, check_budget
+from delift_dvc.selection.stratified import DRAW_TEMPERATURE
 
 PARAMS_HELP = "params.yaml of the DVC project (file mode: defaults for every option)."
 
@@ -56,6 +57,25 @@ class AutoIntType(click.ParamType):
 
 AUTO_INT = AutoIntType()
 
+
+class TemperatureType(click.ParamType):
+    """"auto", "null" or a number (selection.temperature); the range is the params key's own check."""
+
+    name = "auto|null|number"
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, float) or value == "auto":
+            return value
+        if value == "null":
+            return None
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r}: expected auto, null or a number", param, ctx)
+
+
+TEMPERATURE = TemperatureType()
+
 # file-mode options (delift_dvc.api.OPTION_KEYS names their params section): each option's type,
 # choices and help come from config's key metadata, so a key and its help are written once
 SCORE_KEYS = ["store", "model", "dtype", "device", "max_length", "batch_tokens", "overflow", "segment_pairs",
@@ -67,7 +87,7 @@ SELECT_KEYS = ["store", "model", "dtype", "device", "max_length", "overflow", "p
 STORE_HELP = "Store directory (default: params.yaml's, else 'store')."
 # how a key's annotation reads on the command line (threads, batch_tokens: auto or a count; budget: the budget rule)
 CLICK_TYPES = {"int": int, "float": float, "str": str, "str | None": str, "int | str": AUTO_INT, "float | int": BUDGET,
-               "float | None": float}
+               "float | None": float, "float | str | None": TEMPERATURE}
 PARAMS_OPTION = click.option("--params", "params_path", default="params.yaml", show_default=True, help=PARAMS_HELP)
 
 
@@ -293,18 +313,18 @@ def upgrade(dvc_file) -> None:
 
 
 @cli.command()
-@click.option("--methods", default="delift,delift_se,random,full", show_default=True,
-              help="Comma-separated selection methods.")
+@click.option("--methods", default="delift_temp,delift,delift_se,random,stratified_random,full", show_default=True,
+              help="Comma-separated selection methods (with --update: continual variants, default all four).")
 @click.option("--budgets", default="0.1,0.3,0.5", show_default=True, help="Comma-separated budgets.")
 @click.option("--seeds", default="0,1,2", show_default=True,
               help="Fine-tuning seeds, for every method (also the random baseline's selection seed).")
 @click.option("--update", type=click.Path(), help="Continual comparison: data.train of the next version "
-              "(FLCG continuation vs refresh vs random additions); --methods is not used.")
+              "(flcg continuation, refresh, random_additions, stratified_additions; --methods picks among them).")
 @click.option("--embedding-coverage", "coverage", type=float, default=0.25, show_default=True,
               help="selection.embedding_coverage of the delift_cov method (delift runs use 0).")
 @click.option("--balance-clusters", "clusters", type=int, default=12, show_default=True,
               help="selection.balance_clusters of the delift_bal method (delift runs use 0).")
-@click.option("--temperature", type=float, default=1.0, show_default=True,
+@click.option("--temperature", type=float, default=DRAW_TEMPERATURE, show_default=True,
               help="selection.temperature of the delift_temp method (strata group_label, tempered draw).")
 @click.option("--out", default="reports", show_default=True, help="Folder for compare.csv/.md/.png.")
 @PARAMS_OPTION
@@ -318,12 +338,14 @@ def compare(methods, budgets, seeds, update, coverage, clusters, temperature, ou
     evaluates; rows go to OUT/compare.csv as they finish, then OUT/compare.md (mean and spread,
     paired differences with bootstrap intervals) and OUT/compare.png.
 
-    Methods: delift, delift_se, random, full, delift_cov (delift with --embedding-coverage) and
-    delift_bal (delift with --balance-clusters), delift_strata (delift inside strata of group x
-    answer label, selection.strata group_label) and delift_temp (the same with a tempered draw at
-    --temperature); plain delift runs with all options off.
+    Methods: delift (the paper's plain DELIFT: every option off), delift_se, random,
+    stratified_random, full, delift_cov (delift with --embedding-coverage) and delift_bal (delift
+    with --balance-clusters), delift_strata (delift inside strata of group x answer label,
+    selection.strata group_label, the greedy) and delift_temp (the same with a tempered draw at
+    --temperature: params.yaml's default selection). With --update, the continual variants flcg
+    and refresh (the project's own selection settings), random_additions and stratified_additions.
 
-    Example: delift-dvc compare --methods delift,random,full --budgets 0.3 --seeds 0,1,2
+    Example: delift-dvc compare --methods delift_temp,stratified_random,random --budgets 0.3 --seeds 0,1,2
     """
     from delift_dvc.experiments.grid import grid
     from delift_dvc.experiments.report import report
@@ -334,8 +356,9 @@ def compare(methods, budgets, seeds, update, coverage, clusters, temperature, ou
         click.echo(report(out, prepared))
         return
     budget_values = [BUDGET.convert(b, None, None) for b in _names(budgets)]
+    chosen = click.get_current_context().get_parameter_source("methods") != click.core.ParameterSource.DEFAULT
     runs = grid(_names(methods), budget_values, [_seed(s) for s in _names(seeds)], update, coverage,
-                clusters, temperature)
+                clusters, temperature, variants=_names(methods) if update is not None and chosen else None)
     run_grid(runs, out, params_path, dry_run=dry_run, echo=click.echo)
     if not dry_run:
         click.echo(report(out, prepared))

@@ -22,7 +22,7 @@ from delift_dvc.selection.budget import BudgetError, check_budget
 from delift_dvc.selection.planning import MODES
 from delift_dvc.selection.scaling import SCALINGS
 from delift_dvc.selection.methods import METHODS
-from delift_dvc.selection.stratified import STRATA
+from delift_dvc.selection.stratified import AUTO_TEMPERATURE, DRAW_TEMPERATURE, STRATA
 from delift_dvc.kernels import PAIR_MODES
 from delift_dvc.utility.layout import LAYOUTS, NO_EXAMPLE_TEMPLATE, ONE_EXAMPLE_TEMPLATE, OVERFLOWS, Templates
 from delift_dvc.utility.models import DEVICES, DTYPES
@@ -105,6 +105,16 @@ def optional_number(low: float) -> Check:
             raise _bad(key, value, f"null or a number >= {low:g}") from None
 
     return check
+
+
+def temperature(value: Any, key: str) -> float | str | None:
+    """selection.temperature: auto, null or a number >= 0."""
+    if value == AUTO_TEMPERATURE:
+        return value
+    try:
+        return optional_number(0.0)(value, key)
+    except InputError:
+        raise _bad(key, value, f"{AUTO_TEMPERATURE}, null or a number >= 0") from None
 
 
 def boolean(value: Any, key: str) -> bool:
@@ -262,10 +272,13 @@ class SelectionParams:
                                      "sentence-embedding similarity.")
     balance_clusters: int = _key(0, integer(0), "delift: split the budget across this many sentence-embedding "
                                  "clusters by size.")
-    strata: str = _key("none", choice(STRATA), "delift, delift_se: split the budget across strata by size "
-                       "(group, or group x answer label) and select inside each; none: off.")
-    temperature: float | None = _key(None, optional_number(0.0), "Stratified selection: null picks greedily; "
-                                     "a number >= 0 draws with weights exp(temperature * z(gain)) (0: random).")
+    strata: str = _key("group_label", choice(STRATA), "delift, delift_se: split the budget across strata by "
+                       "size (group, or group x answer label) and select inside each; none: off (the "
+                       "paper's plain DELIFT).")
+    temperature: float | str | None = _key(AUTO_TEMPERATURE, temperature, "Stratified selection: auto (a draw at "
+                                           f"{DRAW_TEMPERATURE:g} with strata, the greedy without); null picks "
+                                           "greedily; a number >= 0 draws with weights exp(temperature * z(gain)) "
+                                           "(0: random).")
     strata_clusters: int = _key(16, integer(2), "Strata when the data has a single group: MiniLM k-means "
                                 "clusters.")
 
@@ -398,17 +411,22 @@ def _cross_checks(params: Params, where: str) -> None:
         if value != off and sel.method != "delift":
             raise InputError(f"{where}: selection.{key} {value!r}: only used by selection.method delift, "
                              f"not {sel.method} (set it to {off!r})")
-    stratified = [(key, value, off) for key, value, off in (("strata", sel.strata, "none"),
-                                                           ("temperature", sel.temperature, None)) if value != off]
-    for key, value, off in stratified:
-        if sel.method not in ("delift", "delift_se"):
-            raise InputError(f"{where}: selection.{key} {value!r}: only used by selection.method delift or "
-                             f"delift_se, not {sel.method} (set it to {'null' if off is None else off})")
+    if sel.method not in ("delift", "delift_se"):  # the defaults and "off" are ignored by the other methods
+        for key, value, quiet in (("strata", sel.strata, ("none", SelectionParams.strata)),
+                                  ("temperature", sel.temperature, (None, AUTO_TEMPERATURE))):
+            if value not in quiet:
+                raise InputError(f"{where}: selection.{key} {value!r}: only used by selection.method delift or "
+                                 f"delift_se, not {sel.method} (set it to {'null' if key == 'temperature' else 'none'})")
+    elif sel.strata != "none" or sel.temperature not in (None, AUTO_TEMPERATURE):
+        turned_on = f"selection.strata {sel.strata}" if sel.strata != "none" else \
+            f"selection.temperature {sel.temperature!r}"
         for other, on in (("embedding_coverage", sel.embedding_coverage != 0.0),
                           ("balance_clusters", sel.balance_clusters > 1)):
             if on:
-                raise InputError(f"{where}: selection.{key} {value!r} with selection.{other}: a stratified "
-                                 f"selection already allocates by strata (set selection.{other} to 0)")
+                fix = "selection.strata: none" if sel.strata != "none" else "selection.temperature: null"
+                raise InputError(f"{where}: selection.{other} with {turned_on}: a stratified selection already "
+                                 f"allocates by strata (set {fix} to use selection.{other}, or "
+                                 f"selection.{other} to 0)")
     if params.scoring.executor == "local" and params.scoring.ray_address is not None:
         raise InputError(f"{where}: scoring.ray_address is set but scoring.executor is local "
                          "(set scoring.executor: ray)")

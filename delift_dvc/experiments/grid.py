@@ -4,9 +4,10 @@ Every method runs once per seed: the seed is the fine-tuning seed (and the rando
 selection seed), so a method's spread includes the training noise. `full` runs at budget 1.0.
 With `update`, the continual comparison instead runs a data update from the project's current
 version to the `update` data: FLCG continuation (`flcg`), re-selection from scratch (`refresh`)
-and random additions of the same size (`random_additions`); before the runs of each budget the
-current version is re-selected by DELIFT at that budget, so all three start from the same first
-subset and a fraction is one of the whole update. `delift_cov` is DELIFT with the
+and random additions of the same size, uniform (`random_additions`) and stratified by the new
+samples' groups (`stratified_additions`); before the runs of each budget the current version is
+re-selected by DELIFT (the project's selection settings, as flcg and refresh use) at that
+budget, so all four start from the same first subset and a fraction is one of the whole update. `delift_cov` is DELIFT with the
 sentence-embedding coverage term (`selection.embedding_coverage`, weight `coverage`) and
 `delift_bal` DELIFT with a format-balanced budget (`selection.balance_clusters`, `clusters`
 k-means clusters), `delift_strata` DELIFT inside strata of group x answer label
@@ -22,26 +23,28 @@ from dataclasses import dataclass
 
 from delift_dvc.errors import InputError
 from delift_dvc.selection.methods import METHODS
+from delift_dvc.selection.stratified import DRAW_TEMPERATURE
 
 __all__ = ["Run", "grid", "first_version_overrides", "against", "CONTINUAL", "COMPARE_METHODS", "OPTIONS",
            "VARIANT_METHODS"]
 
 # continual variants: (selection.method, selection.mode)
 CONTINUAL = {"flcg": ("delift", "incremental"), "refresh": ("delift", "refresh"),
-             "random_additions": ("random", "incremental")}
+             "random_additions": ("random", "incremental"),
+             "stratified_additions": ("stratified_random", "incremental")}
 # delift + embedding coverage / balanced budget / strata (greedy) / strata (tempered draw)
 VARIANT_METHODS = ("delift_cov", "delift_bal", "delift_strata", "delift_temp")
 COMPARE_METHODS = (*METHODS, *VARIANT_METHODS)
 DEFAULT_COVERAGE = 0.25
 DEFAULT_CLUSTERS = 12
-DEFAULT_TEMPERATURE = 1.0
+DEFAULT_TEMPERATURE = DRAW_TEMPERATURE
 # the delift options a compare method sets from a CLI value: method -> (params key under selection, CLI flag)
 OPTIONS = {"delift_cov": ("embedding_coverage", "--embedding-coverage"),
            "delift_bal": ("balance_clusters", "--balance-clusters"),
            "delift_temp": ("temperature", "--temperature")}
 # every run sets each delift option: off, unless its method turns it on
 OFF = {"embedding_coverage": "0", "balance_clusters": "0", "strata": "none", "temperature": "null"}
-BASELINES = ("full", "random", "stratified_random", "random_additions")  # compared against, never compared
+BASELINES = ("full", "random", "stratified_random", "random_additions", "stratified_additions")  # compared against, never compared
 
 
 @dataclass(frozen=True)
@@ -92,15 +95,22 @@ class Run:
 
 def grid(methods: Sequence[str], budgets: Sequence[float | int], seeds: Sequence[int],
          update: str | None = None, coverage: float = DEFAULT_COVERAGE,
-         clusters: int = DEFAULT_CLUSTERS, temperature: float = DEFAULT_TEMPERATURE) -> list[Run]:
+         clusters: int = DEFAULT_CLUSTERS, temperature: float = DEFAULT_TEMPERATURE,
+         variants: Sequence[str] | None = None) -> list[Run]:
     """The runs: every method once per budget and seed (`full` at budget 1.0); with `update`,
-    the three continual variants per budget and seed instead, grouped by budget. `coverage`: the embedding
-    coverage weight of `delift_cov` runs; `clusters`: the balance clusters of `delift_bal` runs;
-    `temperature`: the draw's temperature of `delift_temp` runs."""
+    the continual variants per budget and seed instead (`variants` of CONTINUAL, None: all four,
+    in CONTINUAL's order), grouped by budget. `coverage`: the embedding coverage weight of
+    `delift_cov` runs; `clusters`: the balance clusters of `delift_bal` runs; `temperature`: the
+    draw's temperature of `delift_temp` runs."""
     if not budgets or not seeds:
         raise InputError("--budgets and --seeds: need at least one value each")
     if update is not None:
-        return [Run(m, b, s, update) for b in budgets for m in CONTINUAL for s in seeds]
+        unknown = [m for m in variants or () if m not in CONTINUAL]
+        if unknown:
+            raise InputError(f"--methods with --update: unknown continual variant {unknown[0]!r} "
+                             f"(known: {', '.join(CONTINUAL)})")
+        chosen = [m for m in CONTINUAL if variants is None or m in variants]
+        return [Run(m, b, s, update) for b in budgets for m in chosen for s in seeds]
     unknown = [m for m in methods if m not in COMPARE_METHODS]
     if unknown:
         raise InputError(f"--methods: unknown method {unknown[0]!r} (known: {', '.join(COMPARE_METHODS)})")
@@ -125,7 +135,7 @@ def against(method: str) -> list[str]:
     against refresh. [] for a baseline."""
     if method in BASELINES:
         return []
-    names = ["random_additions"] if method in CONTINUAL else ["random", "stratified_random"]
+    names = ["random_additions", "stratified_additions"] if method in CONTINUAL else ["random", "stratified_random"]
     names.append("full")
     if method in VARIANT_METHODS:  # the option against the plain method it changes
         names.append("delift")

@@ -33,7 +33,7 @@ from delift_dvc.selection.objectives import OBJECTIVES, dense_blocks
 from delift_dvc.selection.sparse import SparseKernel, prepare_sparse
 
 __all__ = ["STRATA", "MAX_LABELS", "normalise_label", "label_groups", "stratum_labels", "select_stratified",
-           "singleton_gains", "check_temperature"]
+           "singleton_gains", "check_temperature", "AUTO_TEMPERATURE", "DRAW_TEMPERATURE", "resolve_temperature"]
 
 STRATA = ("none", "group", "group_label")  # selection.strata
 MAX_LABELS = 16  # a group is a label format when it has at most this many distinct normalised responses
@@ -69,6 +69,18 @@ def stratum_labels(groups: Sequence[str], responses: Sequence[str], strata: str)
         return list(groups)
     labelled = label_groups(groups, responses)
     return [f"{g}={normalise_label(r)}" if g in labelled else g for g, r in zip(groups, responses, strict=True)]
+
+
+AUTO_TEMPERATURE = "auto"  # selection.temperature's default: DRAW_TEMPERATURE with strata, the greedy without
+DRAW_TEMPERATURE = 1.0  # the tempered draw measured best against stratified random (benchmarks/RESULTS.md, P0)
+
+
+def resolve_temperature(temperature: float | str | None, strata: str) -> float | None:
+    """selection.temperature as the selection reads it: "auto" is DRAW_TEMPERATURE when `strata`
+    is not "none" and None (the greedy: the paper's plain DELIFT) when it is."""
+    if temperature == AUTO_TEMPERATURE:
+        return None if strata == "none" else DRAW_TEMPERATURE
+    return check_temperature(temperature)
 
 
 def check_temperature(temperature: float | None) -> float | None:

@@ -14,7 +14,7 @@ from delift_dvc.progress import Reporter
 from delift_dvc.selection.methods import METHODS, Subset
 from delift_dvc.selection.planning import run_plan
 from delift_dvc.selection.spec import SelectionSpec
-from delift_dvc.selection.stratified import stratum_labels
+from delift_dvc.selection.stratified import resolve_temperature, stratum_labels
 
 __all__ = ["kernel_source", "score_plan", "select_plan", "selection_spec"]
 
@@ -27,11 +27,12 @@ def kernel_source(params) -> KernelSource | None:
 
 
 def selection_spec(selection) -> SelectionSpec:
-    """The SelectionSpec of params.yaml's `selection` section."""
+    """The SelectionSpec of params.yaml's `selection` section (temperature auto resolved)."""
     return SelectionSpec(method=selection.method, eta=selection.eta, nu=selection.nu, scaling=selection.scaling,
                          stop_at_zero_gain=selection.stop_at_zero_gain, seed=selection.seed,
                          coverage_weight=selection.embedding_coverage, balance_clusters=selection.balance_clusters,
-                         strata=selection.strata, temperature=selection.temperature,
+                         strata=selection.strata,
+                         temperature=resolve_temperature(selection.temperature, selection.strata),
                          strata_clusters=selection.strata_clusters)
 
 

@@ -152,8 +152,16 @@ def test_grid_composition_and_unknown_method():
     assert len(runs) == 6 + 6 + 3  # every method with every seed; full at budget 1.0
     assert "finetune.seed=2" in runs[2].overrides() and "selection.mode=refresh" in runs[0].overrides()
     update = grid([], [0.3], [0, 1], update="data/v2.jsonl")
-    assert [r.method for r in update] == ["flcg", "flcg", "refresh", "refresh", "random_additions", "random_additions"]
-    assert {"data.train=data/v2.jsonl", "selection.method=random", "selection.mode=incremental"} <= set(update[-1].overrides())
+    assert [r.method for r in update] == ["flcg", "flcg", "refresh", "refresh", "random_additions", "random_additions",
+                                          "stratified_additions", "stratified_additions"]
+    assert {"data.train=data/v2.jsonl", "selection.method=random", "selection.mode=incremental"} <= set(update[-3].overrides())
+    assert {"data.train=data/v2.jsonl", "selection.method=stratified_random", "selection.mode=incremental",
+            "selection.strata=none", "selection.temperature=null"} <= set(update[-1].overrides())
+    assert "selection.strata=none" not in update[0].overrides()  # flcg runs the project's own selection
+    chosen = grid([], [0.3], [0], update="data/v2.jsonl", variants=["stratified_additions", "flcg"])
+    assert [r.method for r in chosen] == ["flcg", "stratified_additions"]  # CONTINUAL's order
+    with pytest.raises(InputError, match="unknown continual variant 'delift'"):
+        grid([], [0.3], [0], update="data/v2.jsonl", variants=["delift"])
     with pytest.raises(InputError, match="unknown method 'best'"):
         grid(["best"], [0.3], [0])
     plain, covered = grid(["delift", "delift_cov"], [0.3], [0], coverage=0.5)
@@ -169,7 +177,7 @@ def test_grid_composition_and_unknown_method():
         grid(["delift_bal"], [0.3], [0], clusters=1)
     two_budgets = grid([], [0.1, 0.3], [0], update="data/v2.jsonl")
     assert [(r.budget, r.method) for r in two_budgets] == [
-        (b, m) for b in (0.1, 0.3) for m in ("flcg", "refresh", "random_additions")]
+        (b, m) for b in (0.1, 0.3) for m in ("flcg", "refresh", "random_additions", "stratified_additions")]
 
 
 def test_compare_refuses_to_mix_coverage_weights(tmp_path, monkeypatch):
@@ -206,11 +214,11 @@ def test_continual_compare_reselects_the_first_version_at_each_budget(tmp_path, 
     lines = []
     run_grid(grid([], [0.1, 0.3], [0, 1], update="v2.jsonl"), "reports", dry_run=True, echo=lines.append)
     firsts = [k for k, line in enumerate(lines) if "first version" in line]
-    assert len(firsts) == 2 and firsts[0] == 1 and firsts[1] == 8  # before each budget's 6 runs
+    assert len(firsts) == 2 and firsts[0] == 1 and firsts[1] == 10  # before each budget's 8 runs
     assert lines[1].endswith("-S ++data.train=data/raw -S ++selection.budget=0.1 -S ++selection.method=delift "
                              "-S ++selection.mode=refresh score")
-    assert all("selection.budget=0.1" in line for line in lines[2:8])
-    assert all("selection.budget=0.3" in line for line in lines[9:])
+    assert all("selection.budget=0.1" in line for line in lines[2:10])
+    assert all("selection.budget=0.3" in line for line in lines[11:])
 
 
 @pytest.fixture(scope="module")
@@ -244,7 +252,7 @@ def test_continual_compare_runs_from_the_same_first_subset_at_equal_size(continu
     root, stdout = continual_grid
     rows = [r for r in read_csv(root / "reports/compare.csv") if r["variant"] == "finetuned"]
     assert {(r["method"], r["budget"]) for r in rows} == {
-        (m, b) for m in ("flcg", "refresh", "random_additions") for b in ("0.25", "0.5")}
+        (m, b) for m in ("flcg", "refresh", "random_additions", "stratified_additions") for b in ("0.25", "0.5")}
     with Store(root / "store") as store:
         v1_ids = next(set(store.version_ids(v.seq)) for v in store.versions() if v.n == 16)
     subsets = read_csv(root / "reports/compare_subsets.csv")
@@ -253,8 +261,9 @@ def test_continual_compare_runs_from_the_same_first_subset_at_equal_size(continu
         assert len(set(size.values())) == 1, size  # one size per budget: the fraction of the whole update
         assert size["refresh"] == resolve_budget(budget, 32)
         ids = {m: [r["id"] for r in subsets if r["method"] == m and float(r["budget"]) == budget]
-               for m in ("flcg", "random_additions")}
+               for m in ("flcg", "random_additions", "stratified_additions")}
         kept = [i for i in ids["flcg"] if i in v1_ids]
         assert len(kept) == resolve_budget(budget, 16)  # v1's DELIFT subset at this budget
-        assert ids["flcg"][:len(kept)] == kept == [i for i in ids["random_additions"] if i in v1_ids]
-    assert "| flcg | 0.25 | random_additions |" in stdout
+        for additions in ("random_additions", "stratified_additions"):
+            assert ids["flcg"][:len(kept)] == kept == [i for i in ids[additions] if i in v1_ids]
+    assert "| flcg | 0.25 | random_additions |" in stdout and "| flcg | 0.25 | stratified_additions |" in stdout

@@ -13,8 +13,8 @@ from delift_dvc.errors import ArgumentError, InputError
 from delift_dvc.selection.planning import plan_selection, run_plan
 from delift_dvc.selection.spec import SelectionSpec
 from delift_dvc.selection.sparse import SparseKernel
-from delift_dvc.selection.stratified import (label_groups, normalise_label, select_stratified, singleton_gains,
-                                             stratum_labels)
+from delift_dvc.selection.stratified import (label_groups, normalise_label, resolve_temperature, select_stratified,
+                                             singleton_gains, stratum_labels)
 
 
 def value(K, chosen, objective="fl", extra=None, eta=1.0, nu=1.0) -> float:
@@ -248,13 +248,49 @@ def test_bad_temperature_names_the_argument_and_the_key(tmp_path):
     from delift_dvc.config import load_params
 
     path = tmp_path / "params.yaml"
-    for text, message in (("selection: {temperature: -1}\n", "selection.temperature -1: expected null or a number >= 0"),
+    for text, message in (("selection: {temperature: -1}\n",
+                           "selection.temperature -1: expected auto, null or a number >= 0"),
+                          ("selection: {temperature: warm}\n", "selection.temperature 'warm': expected auto"),
                           ("selection: {strata: label}\n", "selection.strata"),
                           ("selection: {strata: group, method: random}\n", "only used by selection.method delift"),
-                          ("selection: {strata: group, balance_clusters: 12}\n", "already allocates by strata")):
+                          ("selection: {temperature: 0.5, method: stratified_random}\n",
+                           "selection.temperature 0.5: only used by selection.method delift"),
+                          ("selection: {strata: group, balance_clusters: 12}\n", "already allocates by strata"),
+                          # the default strata (group_label) with a cluster balance: say how to turn strata off
+                          ("selection: {balance_clusters: 12}\n",
+                           "selection.balance_clusters with selection.strata group_label: a stratified selection "
+                           "already allocates by strata (set selection.strata: none"),
+                          ("selection: {strata: none, temperature: 1, embedding_coverage: 0.5}\n",
+                           "set selection.temperature: null to use selection.embedding_coverage")):
         path.write_text(text)
-        with pytest.raises(InputError, match=message.replace(".", r"\.")):
+        with pytest.raises(InputError, match=message.replace(".", r"\.").replace("(", r"\(")):
             load_params(path)
+    # the defaults (strata group_label, temperature auto) are quiet for the methods that read no
+    # kernel, and strata none lets the cluster balance and the coverage term run
+    for text in ("selection: {method: random}\n", "selection: {method: stratified_random}\n",
+                 "selection: {method: full, strata: none, temperature: null}\n",
+                 "selection: {strata: none, balance_clusters: 12}\n",
+                 "selection: {strata: none, embedding_coverage: 0.5}\n"):
+        path.write_text(text)
+        load_params(path)
+
+
+def test_auto_temperature_is_the_draw_with_strata_and_the_greedy_without(tmp_path):
+    from delift_dvc.config import load_params
+    from delift_dvc.stages.subset import selection_spec
+
+    assert resolve_temperature("auto", "group_label") == resolve_temperature("auto", "group") == 1.0
+    assert resolve_temperature("auto", "none") is None
+    assert resolve_temperature(None, "group") is None and resolve_temperature(0, "none") == 0.0
+    with pytest.raises(ArgumentError, match="temperature"):
+        resolve_temperature(-0.5, "group")
+    # params.yaml without a selection section: the stratified tempered draw; strata none alone is
+    # the paper's plain DELIFT (no stratum, the greedy)
+    (tmp_path / "params.yaml").write_text("data: {train: data/raw}\n")
+    default = selection_spec(load_params(tmp_path / "params.yaml").selection)
+    assert (default.strata, default.temperature, default.stratifies) == ("group_label", 1.0, True)
+    plain = SelectionSpec(strata="none", temperature=resolve_temperature("auto", "none"))
+    assert not plain.stratifies
 
 
 def test_every_stratum_of_a_small_pool_by_brute_force_quotas():
