@@ -280,7 +280,7 @@ class SelectionParams:
                                            "greedily; a number >= 0 draws with weights exp(temperature * z(gain)) "
                                            "(0: random).")
     strata_clusters: int = _key(16, integer(2), "Strata when the data has a single group: MiniLM k-means "
-                                "clusters.")
+                                "clusters (at most one per 8 samples).")
 
 
 @dataclass(frozen=True)

@@ -130,20 +130,24 @@ def test_three_stages_on_files_with_tiny_model(tmp_path, tiny_model_dir):
     for extra, objective, n in (([], "fl", 3), (["--target-set", targets], "flmi", 3),
                                 (["--existing", used], "flcg", 2)):
         out, summary = tmp_path / f"{objective}.jsonl", tmp_path / f"{objective}.json"
-        run_cli("select", pool, *common, *extra, "--budget", "0.25", "--out", out, "--summary", summary)
-        result = json.loads(summary.read_text())
-        assert result["objective_name"] == objective and result["n_selected"] == n
-        ground, extra_ids = blocks[objective]
-        assert result["objective"] == pytest.approx(
-            by_definition(tmp_path / "store", result["scorer"], ground, extra_ids, result["ids"], objective), rel=1e-9)
+        # the default (strata; a pool this small is one stratum: the tempered draw over it, on
+        # the same scaled kernel) and the paper's plain DELIFT (strata none, the greedy)
+        for strata in ([], ["--strata", "none"]):
+            run_cli("select", pool, *common, *extra, *strata, "--budget", "0.25", "--out", out, "--summary", summary)
+            result = json.loads(summary.read_text())
+            assert result["objective_name"] == objective and result["n_selected"] == n
+            assert ("temperature" in result["params"]) == (not strata)
+            ground, extra_ids = blocks[objective]
+            assert result["objective"] == pytest.approx(by_definition(
+                tmp_path / "store", result["scorer"], ground, extra_ids, result["ids"], objective), rel=1e-9)
         records = [json.loads(line) for line in out.read_text().splitlines()]
         assert len(records) == n and all(set(r) == {"instruction", "output"} for r in records)
         covered = tmp_path / f"{objective}_covered.json"
-        run_cli("select", pool, *common, *extra, "--budget", "0.25", "--embedding-coverage", "0.5",
+        run_cli("select", pool, *common, *extra, "--budget", "0.25", "--strata", "none", "--embedding-coverage", "0.5",
                 "--out", tmp_path / "covered.jsonl", "--summary", covered)
         assert json.loads(covered.read_text())["params"]["embedding_coverage"] == 0.5
         balanced = tmp_path / f"{objective}_balanced.json"
-        run_cli("select", pool, *common, *extra, "--budget", "0.25", "--balance-clusters", "2",
+        run_cli("select", pool, *common, *extra, "--budget", "0.25", "--strata", "none", "--balance-clusters", "2",
                 "--out", tmp_path / "balanced.jsonl", "--summary", balanced)
         result = json.loads(balanced.read_text())
         assert result["params"]["balance_parts"] == 2 and result["n_selected"] == n
@@ -223,7 +227,15 @@ def test_real_model_end_to_end_on_p3(tmp_path, shared_data, embedded_available):
     scored = json.loads(run_cli("score", pool, "--store", tmp_path / "store", "--quiet").stdout)
     assert scored["pairs_scored"] == 1600 and scored["baselines_scored"] == 40
     out, summary = tmp_path / "subset.jsonl", tmp_path / "summary.json"
+    # the default: strata of MiniLM clusters (one file: a single group; 40 // 8 = 5 clusters) x
+    # answer labels, a tempered draw inside each
     run_cli("select", pool, "--store", tmp_path / "store", "--budget", "0.3", "--out", out,
+            "--summary", summary)
+    default = json.loads(summary.read_text())
+    assert default["n_selected"] == 12 and default["params"]["strata_from"] == "clusters"
+    assert default["params"]["strata"] >= 5 and default["params"]["temperature"] == 1.0 and default["objective"] > 0
+    # the paper's plain DELIFT: facility location over the whole pool, checked by definition
+    run_cli("select", pool, "--store", tmp_path / "store", "--budget", "0.3", "--strata", "none", "--out", out,
             "--summary", summary)
     result = json.loads(summary.read_text())
     assert result["n_selected"] == 12 and len(result["gains"]) == 12

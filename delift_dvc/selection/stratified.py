@@ -33,7 +33,7 @@ from delift_dvc.selection.objectives import OBJECTIVES, dense_blocks
 from delift_dvc.selection.sparse import SparseKernel, prepare_sparse
 
 __all__ = ["STRATA", "MAX_LABELS", "normalise_label", "label_groups", "stratum_labels", "select_stratified",
-           "singleton_gains", "check_temperature", "AUTO_TEMPERATURE", "DRAW_TEMPERATURE", "resolve_temperature"]
+           "singleton_gains", "check_temperature", "AUTO_TEMPERATURE", "DRAW_TEMPERATURE", "resolve_temperature", "MEAN_CLUSTER_SIZE", "cluster_count"]
 
 STRATA = ("none", "group", "group_label")  # selection.strata
 MAX_LABELS = 16  # a group is a label format when it has at most this many distinct normalised responses
@@ -71,8 +71,16 @@ def stratum_labels(groups: Sequence[str], responses: Sequence[str], strata: str)
     return [f"{g}={normalise_label(r)}" if g in labelled else g for g, r in zip(groups, responses, strict=True)]
 
 
+MEAN_CLUSTER_SIZE = 8  # single-group strata: at most n // this many clusters (a pool under 16 is one stratum)
 AUTO_TEMPERATURE = "auto"  # selection.temperature's default: DRAW_TEMPERATURE with strata, the greedy without
 DRAW_TEMPERATURE = 1.0  # the tempered draw measured best against stratified random (benchmarks/RESULTS.md, P0)
+
+
+def cluster_count(n: int, clusters: int) -> int:
+    """The k-means clusters that stand in for groups in a single-group ground set of n samples:
+    selection.strata_clusters, but at most n // MEAN_CLUSTER_SIZE (at least 1), so that a small
+    pool is not cut into strata of one or two samples, each of which would scale to nothing."""
+    return max(1, min(int(clusters), n // MEAN_CLUSTER_SIZE))
 
 
 def resolve_temperature(temperature: float | str | None, strata: str) -> float | None:

@@ -14,7 +14,7 @@ from delift_dvc.progress import Reporter
 from delift_dvc.selection.methods import METHODS, Subset
 from delift_dvc.selection.planning import run_plan
 from delift_dvc.selection.spec import SelectionSpec
-from delift_dvc.selection.stratified import resolve_temperature, stratum_labels
+from delift_dvc.selection.stratified import cluster_count, resolve_temperature, stratum_labels
 
 __all__ = ["kernel_source", "score_plan", "select_plan", "selection_spec"]
 
@@ -74,13 +74,13 @@ def _delift_options(ctx: PlanContext, spec: SelectionSpec, block: Block | None,
 def _strata(ctx: PlanContext, spec: SelectionSpec, groups: list[str] | None) -> tuple[list[str], str]:
     """(the stratum of each ground sample, where its group came from: "groups", "clusters" or
     "none"). With strata none (a temperature alone) the whole ground set is one stratum; a
-    ground set of a single group is split into spec.strata_clusters MiniLM k-means clusters."""
+    ground set of a single group is split into MiniLM k-means clusters (cluster_count of them)."""
     n = len(ctx.plan.ground)
     if spec.strata == "none":
         return ["all"] * n, "none"
     source = "groups"
     if groups is None or len(set(groups)) < 2:
-        parts = embedding_parts(ctx, spec.strata_clusters, spec.seed)
+        parts = embedding_parts(ctx, cluster_count(n, spec.strata_clusters), spec.seed)
         groups, source = [f"cluster_{int(p):03d}" for p in parts], "clusters"
     responses = [ctx.samples[i].response for i in ctx.plan.ground]
     return stratum_labels(groups, responses, spec.strata), source

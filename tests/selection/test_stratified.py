@@ -275,6 +275,13 @@ def test_bad_temperature_names_the_argument_and_the_key(tmp_path):
         load_params(path)
 
 
+def test_single_group_clusters_average_at_least_eight_samples():
+    from delift_dvc.selection.stratified import cluster_count
+
+    assert [cluster_count(n, 16) for n in (0, 7, 15, 16, 46, 127, 128, 10_000)] == [1, 1, 1, 2, 5, 15, 16, 16]
+    assert cluster_count(1000, 3) == 3
+
+
 def test_auto_temperature_is_the_draw_with_strata_and_the_greedy_without(tmp_path):
     from delift_dvc.config import load_params
     from delift_dvc.stages.subset import selection_spec
