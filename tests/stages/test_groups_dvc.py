@@ -7,7 +7,7 @@ import csv
 import json
 from collections import Counter
 
-from tests.helpers.projects import make_project, metrics, sh
+from tests.helpers.projects import commit, make_project, metrics, sh
 
 
 def records(prefix: str, n: int, **extra) -> list[dict]:
@@ -77,9 +77,39 @@ def test_stratified_delift_allocates_by_group_and_label_and_records_the_test_gro
     # a negative temperature: one line naming the key, the store untouched (DVC itself removes a
     # failed stage's non-persistent outputs; `dvc checkout` brings them back from its cache)
     before = {p: p.read_bytes() for p in sorted((root / "store").rglob("*")) if p.is_file()}
-    text = (root / "params.yaml").read_text().replace("temperature: null", "temperature: -1")
+    text = (root / "params.yaml").read_text().replace("temperature: auto", "temperature: -1")
+    assert "temperature: -1" in text
     (root / "params.yaml").write_text(text)
     done = sh("dvc", "repro", "select", cwd=root, check=False)
     assert done.returncode != 0
-    assert "selection.temperature -1: expected null or a number >= 0" in done.stdout + done.stderr
+    assert "selection.temperature -1: expected auto, null or a number >= 0" in done.stdout + done.stderr
     assert {p: p.read_bytes() for p in sorted((root / "store").rglob("*")) if p.is_file()} == before
+
+
+def test_the_default_selection_allocates_a_data_updates_additions_by_the_new_samples_strata(tmp_path, tiny_model_dir):
+    """The default (strata group_label, temperature auto) through `dvc repro` and a data update:
+    version 1 = 12 sentiment (6 yes, 6 no) + 8 summary samples; version 2 adds 8 sentiment
+    (4 yes, 4 no) and 4 summary samples. Half of the 12 new ones are added, 2 per stratum of the
+    new samples by largest remainders, by FLCG inside each stratum; version 1's subset is kept."""
+    sentiment = label_records("sentiment", ["yes", "no"], 20)
+    summary = [{"instruction": f"summarise note {k}", "output": f"a different summary number {k}", "task": "summary"}
+               for k in range(12)]
+    root = make_project(tmp_path / "repo", sentiment[:12] + summary[:8], {"model": str(tiny_model_dir), "dtype": "float32"},
+                        data={"group_by": "task"}, selection={"budget": 0.5})
+    params = (root / "params.yaml").read_text()
+    assert "strata: group_label" in params and "temperature: auto" in params  # the shipped defaults
+    sh("dvc", "repro", "select", cwd=root)
+    first = json.loads((root / "data/selected/selection.json").read_text())
+    assert first["objective_name"] == "fl" and first["params"]["temperature"] == 1.0 and len(first["ids"]) == 10
+    commit(root, "version 1")
+    (root / "data/raw/train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in sentiment + summary))
+    sh("dvc", "repro", "select", cwd=root)
+    record = json.loads((root / "data/selected/selection.json").read_text())
+    assert record["objective_name"] == "flcg" and sorted(record["kept"]) == sorted(first["ids"])
+    assert record["params"]["strata"] == 3 and record["params"]["strata_from"] == "groups"
+    new = {json.dumps(r, sort_keys=True) for r in sentiment[12:] + summary[8:]}
+    chosen = [json.loads(line) for line in (root / "data/selected/train.jsonl").read_text().splitlines()]
+    added = [r for r in chosen if json.dumps(r, sort_keys=True) in new]
+    assert len(added) == len(record["added"]) == 6
+    assert Counter((r["task"], r["output"] if r["task"] == "sentiment" else "") for r in added) == {
+        ("sentiment", "yes"): 2, ("sentiment", "no"): 2, ("summary", ""): 2}

@@ -131,7 +131,7 @@ def test_embedding_coverage_in_the_pipeline_dense_knn_and_update(tmp_path, tiny_
     from delift_dvc.stages.ingest import prepared_pool
 
     def covered(params: Params, weight: float) -> Params:
-        return replace(params, selection=replace(params.selection, embedding_coverage=weight))
+        return replace(params, selection=replace(params.selection, embedding_coverage=weight, strata="none"))
 
     data = alpaca(10)
     plain = run_version(params_for(tmp_path / "plain", tiny_model_dir, "dense", 32), data)
@@ -173,7 +173,7 @@ def test_balance_clusters_in_the_pipeline_dense_knn_and_update(tmp_path, tiny_mo
     from tests.selection.test_balance import brute_partition_greedy
 
     def balanced(params: Params, k: int) -> Params:
-        return replace(params, selection=replace(params.selection, balance_clusters=k, budget=6))
+        return replace(params, selection=replace(params.selection, balance_clusters=k, budget=6, strata="none"))
 
     data = alpaca(20)
     dense_params = balanced(params_for(tmp_path / "dense", tiny_model_dir, "dense", 32), 4)

@@ -26,8 +26,11 @@ def versions(shared_data):
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, versions, embedded_available):
-    """Run version 1 and version 2 once with the real model (float32), shared by the tests."""
-    root = make_project(tmp_path_factory.mktemp("e2e") / "repo", versions[0], {"dtype": "float32"})
+    """Run version 1 and version 2 once with the real model (float32), shared by the tests; the
+    paper's plain DELIFT (strata none), whose FL and FLCG picks are checked by definition here
+    (the default stratified selection through a data update: tests/stages/test_groups_dvc.py)."""
+    root = make_project(tmp_path_factory.mktemp("e2e") / "repo", versions[0], {"dtype": "float32"},
+                        selection={"strata": "none"})
     sh("dvc", "repro", "select", cwd=root)
     commit(root, "run 1")
     first = {"score": metrics(root, "score"), "select": metrics(root, "select"),
