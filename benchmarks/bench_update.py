@@ -40,7 +40,7 @@ def project(root: Path, dtype: str) -> Params:
         data=DataParams(train=str(root / "raw" / "train.jsonl"), prepared=str(root / "prepared"),
                         selected=str(root / "selected")),
         scoring=ScoringParams(dtype=dtype),
-        store=str(root / "store"), metrics=str(root / "metrics"), plots=str(root / "plots"),
+        store_dir=str(root / "store"), metrics=str(root / "metrics"), plots=str(root / "plots"),
     )
 
 
@@ -55,7 +55,7 @@ def timed_score(params: Params, records: list[dict]) -> tuple[float, dict]:
 def scored_tokens(params: Params, wanted) -> int:
     """Tokens in every stored sequence (d0 and pairs) whose target passes `wanted`."""
     scorer = scorer_spec(params.scoring).build()
-    with Store(params.store) as store:
+    with Store(params.store_dir) as store:
         con = store.connect()
         text = {i: (p, r) for i, p, r in con.execute("SELECT id, prompt, response FROM samples").fetchall()}
         pairs = con.execute("SELECT target, example FROM pairs").fetchall()
@@ -87,7 +87,7 @@ def main() -> None:
         t_update, m_update = timed_score(inc, v2)
         scratch = project(Path(tmp) / "scratch", args.dtype)
         t_scratch, m_scratch = timed_score(scratch, v2)
-        with Store(inc.store) as store:
+        with Store(inc.store_dir) as store:
             stats = store.stats()
             v1_targets = set(store.version_ids(1))
         tokens_s = scored_tokens(scratch, lambda target: True)

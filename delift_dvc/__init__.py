@@ -8,7 +8,7 @@ Python API (`delift_dvc.api`) on top.
 from delift_dvc.errors import DeliftError, InputError
 
 __all__ = ["DeliftError", "InputError", "Sample", "Scorer", "load_samples", "maximize"]
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _LAZY = {
     "Sample": ("delift_dvc.data.samples", "Sample"),

@@ -40,6 +40,9 @@ OPTION_KEYS = {
 }
 
 
+TOP_OPTIONS = {"store": "store_dir"}  # option name -> its top-level params key, where the two differ
+
+
 def options_params(options: Mapping[str, Any], params_path: str | Path = "params.yaml") -> Params:
     """Params for file mode: params.yaml at `params_path` when present (else the defaults), with
     the given options (None: not given) set and every key checked."""
@@ -51,7 +54,8 @@ def options_params(options: Mapping[str, Any], params_path: str | Path = "params
         if value is None:
             continue
         section = OPTION_KEYS[name]
-        params = replace(params, **{name: value}) if section is None else override(params, section, **{name: value})
+        params = replace(params, **{TOP_OPTIONS.get(name, name): value}) if section is None else \
+            override(params, section, **{name: value})
     return check_params(params, "options")
 
 

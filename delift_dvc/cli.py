@@ -107,11 +107,11 @@ def logic_option(command: str):
 def key_option(name: str):
     """The click option of a file-mode option (`budget` -> --budget, from selection.budget's
     metadata: type, choices and help)."""
-    from delift_dvc.api import OPTION_KEYS
+    from delift_dvc.api import OPTION_KEYS, TOP_OPTIONS
     from delift_dvc.config import key_field, option_name
 
     section = OPTION_KEYS[name]
-    f = key_field(section, name)
+    f = key_field(section, TOP_OPTIONS.get(name, name) if section is None else name)
     allowed = getattr(f.metadata.get("check"), "allowed", None)
     kind = click.Choice(list(allowed)) if allowed else CLICK_TYPES[str(f.type)]
     help_text = STORE_HELP if section is None else f.metadata["help"]
@@ -298,18 +298,26 @@ def report(params_path, out, compare) -> None:
 
 @cli.command()
 @click.option("--dvc-file", default="dvc.yaml", show_default=True, type=click.Path(), help="The pipeline file.")
-def upgrade(dvc_file) -> None:
-    """After installing a new delift-dvc: write its stage logic versions into dvc.yaml.
+@PARAMS_OPTION
+def upgrade(dvc_file, params_path) -> None:
+    """After installing a new delift-dvc: write its stage logic versions into dvc.yaml, and rename
+    renamed keys (`store` is `store_dir` since 0.3.0) in params.yaml and dvc.yaml.
 
     Each stage command carries `--logic N`, the version of what it computes; a stage whose number
     changed is re-run by the next `dvc repro` (with what depends on it), the others are not.
-    Prints {command: [old, new]} of the commands that changed ({} when none did).
+    Prints {command: [old, new]} of the commands that changed ({} when none did), and under
+    "renamed" the keys it renamed.
 
     Example: pip install -U delift-dvc && delift-dvc upgrade && dvc repro
     """
-    from delift_dvc.stages.logic import upgrade_pipeline
+    from delift_dvc.stages.logic import upgrade_params, upgrade_pipeline
 
-    click.echo(json.dumps({k: list(v) for k, v in upgrade_pipeline(dvc_file).items()}, sort_keys=True))
+    changed = upgrade_pipeline(dvc_file)
+    renamed = upgrade_params(params_path) + ([changed.pop("renamed")] if "renamed" in changed else [])
+    report = {k: list(v) for k, v in changed.items()}
+    if renamed:
+        report["renamed"] = renamed
+    click.echo(json.dumps(report, sort_keys=True))
 
 
 @cli.command()
@@ -438,7 +446,7 @@ def _store_root(store: str | None, params_path: str) -> str:
 
     if store:
         return store
-    return load_params(params_path).store if Path(params_path).is_file() else "store"
+    return load_params(params_path).store_dir if Path(params_path).is_file() else "store"
 
 
 def main() -> None:

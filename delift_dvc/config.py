@@ -184,7 +184,7 @@ def _key(default: Any, check: Check, help: str | None = None):
 
 
 def key_field(section: str | None, key: str):
-    """The dataclass field of `section.key` (section None: a top-level key such as `store`)."""
+    """The dataclass field of `section.key` (section None: a top-level key such as `store_dir`)."""
     if section is None:
         return next(f for f in fields(Params) if f.name == key)
     for f in fields(SECTIONS[section]):
@@ -314,7 +314,9 @@ class EvaluateParams:
 
 SECTIONS = {"data": DataParams, "scoring": ScoringParams, "utility": UtilityParams,
             "selection": SelectionParams, "finetune": FinetuneParams, "evaluate": EvaluateParams}
-TOP = {"store": "store", "metrics": "metrics", "plots": "plots"}
+TOP = {"store_dir": "store", "metrics": "metrics", "plots": "plots"}
+# renamed top-level keys: old name -> new name (`delift-dvc upgrade` renames them in params.yaml and dvc.yaml)
+RENAMED = {"store": "store_dir"}
 
 
 @dataclass(frozen=True)
@@ -325,7 +327,7 @@ class Params:
     selection: SelectionParams = field(default_factory=SelectionParams)
     finetune: FinetuneParams = field(default_factory=FinetuneParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
-    store: str = "store"
+    store_dir: str = "store"  # was `store`: DVC filled a param named like the store dependency with its hash
     metrics: str = "metrics"
     plots: str = "plots"
 
@@ -469,6 +471,9 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise InputError(f"{path}: expected a mapping at the top level")
     where = str(path)
     for key in raw:
+        if key in RENAMED:
+            raise InputError(f"{where}: {key}: renamed to {RENAMED[key]} (run `delift-dvc upgrade`, which renames "
+                             f"it here and ${{{key}}} in dvc.yaml)")
         if key not in SECTIONS and key not in TOP:
             raise _unknown(str(key), [*SECTIONS, *TOP], where)
     built = {name: _section(cls, raw.get(name), name, where) for name, cls in SECTIONS.items()}

@@ -110,7 +110,7 @@ def test_a_bad_value_is_one_line_naming_the_key(tmp_path, monkeypatch, capsys, s
         params[section][name] = bad
     else:
         params[key] = bad
-    params["store"] = str(store_root) if key != "store" else bad
+    params["store_dir"] = str(store_root) if key != "store_dir" else bad
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     shutil.copytree(REPO / "templates", tmp_path / "templates")  # the shipped scoring templates' files

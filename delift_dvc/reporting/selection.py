@@ -84,9 +84,9 @@ def _histogram(path: Path) -> list[tuple[float, int]]:
 
 def _mean_uf(params: Params, record: dict) -> dict[str, float]:
     """id -> mean UF of the sample as the example, over this version's stored pairs."""
-    if not record.get("scorer") or not Path(params.store).is_dir():
+    if not record.get("scorer") or not Path(params.store_dir).is_dir():
         return {}
-    with Store(params.store) as store:
+    with Store(params.store_dir) as store:
         rows = store.connect().execute(
             "SELECT example, AVG(uf) FROM utility WHERE scorer = ? AND version = ? GROUP BY example",
             [record["scorer"], record["version"]["name"]]).fetchall()

@@ -41,10 +41,10 @@ def _load(data: str, target_set: str | None, existing: str | None, budget, field
 
 def score_file(params: Params, data: str, target_set: str | None = None, existing: str | None = None,
                reporter: Reporter | None = None) -> dict:
-    """Score every d0 and pair the selection of DATA will read that `params.store` lacks."""
+    """Score every d0 and pair the selection of DATA will read that `params.store_dir` lacks."""
     report, by_id, plan = _load(data, target_set, existing, params.selection.budget, params.data.fields)
     params = replace(params, selection=replace(params.selection, method="delift"))
-    with Store(params.store, write=True) as store, named_as_params(options=True):
+    with Store(params.store_dir, write=True) as store, named_as_params(options=True):
         store_samples(store, by_id)
         scored = score_plan(PlanContext(plan, by_id, store, params.scoring.device,
                                         embedding_model=params.utility.embedding_model), params,
@@ -60,7 +60,7 @@ def select_file(params: Params, data: str, out: str, summary: str | None = None,
     as JSONL in the input's shape, plus a JSON summary with the objective and gains."""
     report, by_id, plan = _load(data, target_set, existing, params.selection.budget, params.data.fields)
     groups = sample_groups(report.samples, data)  # only selection reads them
-    store_root = Path(params.store)
+    store_root = Path(params.store_dir)
     device = params.scoring.device
     embedding = params.utility.embedding_model
     with named_as_params(options=True):

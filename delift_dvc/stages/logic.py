@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 from delift_dvc.atomic import write_text
+from delift_dvc.config import RENAMED
 from delift_dvc.errors import InputError
 
 # stage command -> logic version; bump a number when that command's outputs change for the same
@@ -49,6 +50,10 @@ def upgrade_pipeline(dvc_file: str | Path) -> dict[str, tuple[int | None, int]]:
     lines, changed = [], {}
     for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
         body, end = (line[:-1], "\n") if line.endswith("\n") else (line, "")
+        for old_key, new_key in RENAMED.items():  # ${store} -> ${store_dir}
+            if "${" + old_key + "}" in body:
+                body = body.replace("${" + old_key + "}", "${" + new_key + "}")
+                changed.setdefault("renamed", f"${{{old_key}}} -> ${{{new_key}}}")
         match = _CMD.match(body)
         if match and match["command"] in LOGIC:
             command, rest = match["command"], match["rest"]
@@ -62,3 +67,19 @@ def upgrade_pipeline(dvc_file: str | Path) -> dict[str, tuple[int | None, int]]:
     if changed:
         write_text(path, "".join(lines))
     return changed
+
+
+def upgrade_params(params_file: str | Path) -> list[str]:
+    """Rename the renamed top-level keys (config.RENAMED) in params_file, comments and layout
+    kept; replaced atomically and only when something changed. Returns ["old -> new", ...]."""
+    path = Path(params_file)
+    if not path.is_file():
+        return []
+    text, renamed = path.read_text(encoding="utf-8"), []
+    for old_key, new_key in RENAMED.items():
+        text, count = re.subn(rf"^{re.escape(old_key)}(?=\s*:)", new_key, text, flags=re.MULTILINE)
+        if count:
+            renamed.append(f"{old_key} -> {new_key}")
+    if renamed:
+        write_text(path, text)
+    return renamed

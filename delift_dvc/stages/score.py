@@ -50,7 +50,7 @@ def run_score(params: Params, reporter: Reporter | None = None) -> dict:
     other workspaces of the project scored, and gives back its own (store/shared.py)."""
     reporter = reporter or Reporter("score", quiet=True)
     with named_as_params():
-        root = shared_root(params.scoring.shared_store, params.store)
+        root = shared_root(params.scoring.shared_store, params.store_dir)
         if root is None:
             return _run_score(params, reporter)
         with SharedPool(root) as pool:
@@ -71,7 +71,7 @@ def _run_score(params: Params, reporter: Reporter, shared: SharedPool | None = N
     sel = params.selection
     by_id = {s.id: s for s in [*pool, *targets]}
     ids = [s.id for s in pool]
-    with Store(params.store, write=True) as store:
+    with Store(params.store_dir, write=True) as store:
         if shared is not None:  # what other workspaces of the project scored (the pool's lock is held)
             linked = shared.pull(store.root)
             if linked:

@@ -63,7 +63,7 @@ def _gain_rows(gains: Sequence[float]) -> list[tuple]:
 
 def _utility_histogram(params: Params, record: dict, bins: int = 40) -> list[tuple]:
     """Counts of UF over the pairs stored among this version's samples, bins of width 2/bins."""
-    with Store(params.store) as store:
+    with Store(params.store_dir) as store:
         con = store.connect()
         rows = con.execute(
             "SELECT uf FROM utility WHERE scorer = ? AND version = ?",

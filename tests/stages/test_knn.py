@@ -47,7 +47,7 @@ def params_for(root: Path, model: Path, pairs: str, k: int) -> Params:
                         selected=str(root / "selected")),
         scoring=ScoringParams(model=str(model), dtype="float32"),
         utility=UtilityParams(pairs=pairs, k=k),
-        store=str(root / "store"), metrics=str(root / "metrics"), plots=str(root / "plots"),
+        store_dir=str(root / "store"), metrics=str(root / "metrics"), plots=str(root / "plots"),
     )
 
 
@@ -83,16 +83,16 @@ def test_sparse_incremental_update_scores_each_new_target_against_its_k_nearest(
     params = params_for(tmp_path, tiny_model_dir, "knn", k)
     first = run_version(params, alpaca(12))
     assert first["pairs_scored"] == 12 * k
-    with Store(params.store) as store:
+    with Store(params.store_dir) as store:
         before = set(store.connect().execute("SELECT target, example FROM pairs").fetchall())
     second = run_version(params, alpaca(12)[2:] + alpaca(6, offset=50))
     record = second["record"]
-    with Store(params.store) as store:
+    with Store(params.store_dir) as store:
         new = sorted(set(store.version_ids(2)) - set(store.version_ids(1)))
     assert second["n_new"] == 6 and len(new) == 6
     examples = sorted(set(new) | set(record["kept"]))
     assert second["pairs_scored"] == 6 * min(k, len(examples)) and second["baselines_scored"] == 6
-    with Store(params.store) as store:
+    with Store(params.store_dir) as store:
         after = set(store.connect().execute("SELECT target, example FROM pairs").fetchall())
     added = after - before
     assert len(added) == second["pairs_scored"]  # the count reported = the pairs stored
@@ -152,7 +152,7 @@ def test_embedding_coverage_in_the_pipeline_dense_knn_and_update(tmp_path, tiny_
     chosen = [ids.index(i) for i in dense["record"]["ids"]]
     from delift_dvc.store import Store
 
-    with Store(knn_params.store) as store:
+    with Store(knn_params.store_dir) as store:
         uf = store.read_baselines(dense["scorer"], ids)[:, None] - store.read_pairs(dense["scorer"], ids, ids)
     uf = (uf - uf.min()) / (uf.max() - uf.min())
     expected = uf[:, chosen].max(axis=1).sum() + 0.5 * sim[:, chosen].max(axis=1).sum()

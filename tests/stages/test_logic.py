@@ -66,3 +66,32 @@ def test_after_an_upgrade_dvc_reruns_only_the_stages_whose_logic_changed(tmp_pat
     status = sh("dvc", "status", "ingest", "score", "select", cwd=root).stdout
     assert "select:" in status and "changed command" in status, status
     assert "score:" not in status and "ingest:" not in status, status
+
+
+def test_a_pipeline_with_the_old_store_key_is_told_to_upgrade_and_upgrade_renames_it(tmp_path, tiny_model_dir):
+    """`store` (a top-level key named like the store dependency, so `dvc exp show` filled its
+    column with the dependency's hash) is `store_dir` since 0.3.0: an old project gets a one-line
+    error naming the key, and `delift-dvc upgrade` renames it in params.yaml and in dvc.yaml,
+    comments kept, after which the pipeline is up to date and nothing stored was touched."""
+    records = [{"instruction": f"question {k}?", "output": f"answer {k}"} for k in range(8)]
+    root = Path(make_project(tmp_path / "repo", records, {"model": str(tiny_model_dir), "dtype": "float32"},
+                             selection={"budget": 3}))
+    sh("dvc", "repro", "select", cwd=root)
+    stored = {p: p.read_bytes() for p in sorted((root / "store").rglob("*")) if p.is_file()}
+    params, pipeline = root / "params.yaml", root / "dvc.yaml"
+    assert params.read_text().count("store_dir:") == 1 and "${store_dir}" in pipeline.read_text()
+    current = {params: params.read_text(), pipeline: pipeline.read_text()}
+    params.write_text(re.sub(r"^store_dir:", "store:", params.read_text(), flags=re.MULTILINE))  # a 0.2 project
+    pipeline.write_text(pipeline.read_text().replace("${store_dir}", "${store}"))
+    sh("git", "commit", "-qam", "a 0.2 project", cwd=root)
+    old = subprocess.run(["delift-dvc", "select", "--logic", str(LOGIC["select"])], cwd=root,
+                         capture_output=True, text=True)
+    assert old.returncode == 2 and old.stderr.count("\n") == 1, old.stderr
+    assert old.stderr.startswith("error: params.yaml: store: renamed to store_dir (run `delift-dvc upgrade`")
+    done = sh("delift-dvc", "upgrade", cwd=root)
+    assert yaml.safe_load(done.stdout) == {"renamed": ["store -> store_dir", "${store} -> ${store_dir}"]}
+    assert {params: params.read_text(), pipeline: pipeline.read_text()} == current  # byte for byte, comments kept
+    status = sh("dvc", "status", "ingest", "score", "select", cwd=root).stdout
+    assert "changed" not in status, status
+    assert {p: p.read_bytes() for p in sorted((root / "store").rglob("*")) if p.is_file()} == stored
+    assert sh("delift-dvc", "upgrade", cwd=root).stdout.strip() == "{}"  # a second upgrade changes nothing
