@@ -186,7 +186,7 @@ def test_balance_clusters_in_the_pipeline_dense_knn_and_update(tmp_path, tiny_mo
     pool, _ = prepared_pool(dense_params)
     ids = sorted(s.id for s in pool)
     labels = embedding_clusters(embed_samples(ids, {s.id: s for s in pool}, "cpu"), 4, seed=0)
-    with Store(dense_params.store) as store:
+    with Store(dense_params.store_dir) as store:
         uf = store.read_baselines(dense["scorer"], ids)[:, None] - store.read_pairs(dense["scorer"], ids, ids)
     uf = (uf - uf.min()) / (uf.max() - uf.min())
     quota = quotas(labels, 6)
