@@ -33,7 +33,8 @@ from delift_dvc.selection.objectives import OBJECTIVES, dense_blocks
 from delift_dvc.selection.sparse import SparseKernel, prepare_sparse
 
 __all__ = ["STRATA", "MAX_LABELS", "normalise_label", "label_groups", "stratum_labels", "select_stratified",
-           "singleton_gains", "check_temperature", "AUTO_TEMPERATURE", "DRAW_TEMPERATURE", "resolve_temperature", "MEAN_CLUSTER_SIZE", "cluster_count"]
+           "singleton_gains", "check_temperature", "AUTO_TEMPERATURE", "DRAW_TEMPERATURE", "resolve_temperature",
+           "MEAN_CLUSTER_SIZE", "cluster_count"]
 
 STRATA = ("none", "group", "group_label")  # selection.strata
 MAX_LABELS = 16  # a group is a label format when it has at most this many distinct normalised responses
