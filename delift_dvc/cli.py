@@ -59,19 +59,29 @@ AUTO_INT = AutoIntType()
 
 
 class TemperatureType(click.ParamType):
-    """"auto", "null" or a number (selection.temperature); the range is the params key's own check."""
+    """selection.temperature on the command line: a number, or `auto` / `null` as params.yaml
+    reads them, then checked by the params key's own check (config.temperature)."""
 
     name = "auto|null|number"
 
     def convert(self, value, param, ctx):
-        if value is None or isinstance(value, float) or value == "auto":
-            return value
-        if value == "null":
-            return None
+        import yaml
+
+        from delift_dvc.config import temperature
+
+        parsed = value
+        if isinstance(value, str):  # a number as click's float reads it, else auto / null as YAML does
+            try:
+                parsed = float(value)
+            except ValueError:
+                try:
+                    parsed = yaml.safe_load(value)
+                except yaml.YAMLError:
+                    pass
         try:
-            return float(value)
-        except (TypeError, ValueError):
-            self.fail(f"{value!r}: expected auto, null or a number", param, ctx)
+            return temperature(parsed, param.opts[0])
+        except InputError as exc:
+            self.fail(f"{value!r}: {str(exc).split(': ', 1)[-1]}", param, ctx)
 
 
 TEMPERATURE = TemperatureType()
@@ -312,9 +322,9 @@ def upgrade(dvc_file, params_path) -> None:
     """
     from delift_dvc.stages.logic import upgrade_params, upgrade_pipeline
 
-    changed = upgrade_pipeline(dvc_file)
-    renamed = upgrade_params(params_path) + ([changed.pop("renamed")] if "renamed" in changed else [])
-    report = {k: list(v) for k, v in changed.items()}
+    pipeline = upgrade_pipeline(dvc_file)
+    renamed = upgrade_params(params_path) + pipeline.renamed
+    report = {k: list(v) for k, v in pipeline.logic.items()}
     if renamed:
         report["renamed"] = renamed
     click.echo(json.dumps(report, sort_keys=True))

@@ -176,3 +176,24 @@ def test_one_budget_rule_for_config_cli_and_selection(tmp_path, value, ok):
         except (InputError, click.BadParameter):  # BudgetError is an InputError
             outcomes.append(False)
     assert outcomes == [ok, ok, ok, ok or value == 0], outcomes
+
+
+@pytest.mark.parametrize("text, expected", [("auto", "auto"), ("null", None), ("0", 0.0), ("1", 1.0), ("2.5", 2.5),
+                                            ("-1", "bad"), ("abc", "bad"), ("1.5x", "bad"), (".inf", "bad")])
+def test_one_temperature_check_for_params_and_cli(tmp_path, text, expected):
+    """--temperature accepts exactly what selection.temperature accepts in params.yaml, with the same value."""
+    import click
+
+    from delift_dvc.cli import TEMPERATURE
+
+    path = tmp_path / "params.yaml"
+    path.write_text(f"selection:\n  strata: group\n  temperature: {text}\n")
+    outcomes = []
+    for attempt in (lambda: load_params(path).selection.temperature,
+                    lambda: TEMPERATURE.convert(text, click.Option(["--temperature"]), None)):
+        try:
+            outcomes.append(attempt())
+        except (InputError, click.BadParameter) as exc:
+            outcomes.append("bad")
+            assert "expected auto, null or a number >= 0" in str(exc)
+    assert outcomes == [expected, expected], outcomes

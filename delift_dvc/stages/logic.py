@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 from delift_dvc.atomic import write_text
 from delift_dvc.config import RENAMED
@@ -40,20 +41,29 @@ def check_logic(command: str, given: int | None) -> None:
     raise InputError(f"{what}: run `delift-dvc upgrade`, then `dvc repro` re-runs the stages whose results change")
 
 
-def upgrade_pipeline(dvc_file: str | Path) -> dict[str, tuple[int | None, int]]:
+class PipelineUpgrade(NamedTuple):
+    """What upgrade_pipeline changed: {command: (old number or None, new number)} and the renamed
+    param references ("${old} -> ${new}")."""
+
+    logic: dict[str, tuple[int | None, int]]
+    renamed: list[str]
+
+
+def upgrade_pipeline(dvc_file: str | Path) -> PipelineUpgrade:
     """Rewrite every `delift-dvc <command>` stage command in dvc_file with this release's
-    `--logic` number (added where missing); the file is replaced atomically and only when
-    something changed. Returns {command: (old number or None, new number)} of the changed ones."""
+    `--logic` number (added where missing), and `${old}` references of renamed keys
+    (config.RENAMED) as `${new}`; the file is replaced atomically and only when something changed."""
     path = Path(dvc_file)
     if not path.is_file():
         raise InputError(f"{path}: not found (run `delift-dvc upgrade` in the DVC project)")
-    lines, changed = [], {}
+    lines, changed, renamed = [], {}, []
     for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
         body, end = (line[:-1], "\n") if line.endswith("\n") else (line, "")
         for old_key, new_key in RENAMED.items():  # ${store} -> ${store_dir}
             if "${" + old_key + "}" in body:
                 body = body.replace("${" + old_key + "}", "${" + new_key + "}")
-                changed.setdefault("renamed", f"${{{old_key}}} -> ${{{new_key}}}")
+                if f"${{{old_key}}} -> ${{{new_key}}}" not in renamed:
+                    renamed.append(f"${{{old_key}}} -> ${{{new_key}}}")
         match = _CMD.match(body)
         if match and match["command"] in LOGIC:
             command, rest = match["command"], match["rest"]
@@ -64,9 +74,9 @@ def upgrade_pipeline(dvc_file: str | Path) -> dict[str, tuple[int | None, int]]:
             if old_value != new:
                 changed[command] = (old_value, new)
         lines.append(body + end)
-    if changed:
+    if changed or renamed:
         write_text(path, "".join(lines))
-    return changed
+    return PipelineUpgrade(changed, renamed)
 
 
 def upgrade_params(params_file: str | Path) -> list[str]:

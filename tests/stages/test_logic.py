@@ -25,7 +25,7 @@ def test_every_stage_command_states_this_releases_logic():
 def test_upgrade_of_a_current_pipeline_changes_nothing(tmp_path):
     path = tmp_path / "dvc.yaml"
     path.write_bytes((REPO / "dvc.yaml").read_bytes())
-    assert upgrade_pipeline(path) == {}
+    assert upgrade_pipeline(path) == ({}, [])
     assert path.read_bytes() == (REPO / "dvc.yaml").read_bytes()
 
 
@@ -34,7 +34,7 @@ def test_upgrade_rewrites_stale_and_missing_numbers_and_keeps_the_rest(tmp_path,
     path.write_text("stages:\n  a:\n    cmd: delift-dvc score --logic 1  # note\n"
                     "  b:\n    cmd: delift-dvc evaluate --initial\n  c:\n    cmd: python train.py --logic 1\n")
     monkeypatch.setitem(LOGIC, "score", 7)
-    assert upgrade_pipeline(path) == {"score": (1, 7), "evaluate": (None, LOGIC["evaluate"])}
+    assert upgrade_pipeline(path).logic == {"score": (1, 7), "evaluate": (None, LOGIC["evaluate"])}
     assert path.read_text() == ("stages:\n  a:\n    cmd: delift-dvc score --logic 7  # note\n"
                                 f"  b:\n    cmd: delift-dvc evaluate --initial --logic {LOGIC['evaluate']}\n"
                                 "  c:\n    cmd: python train.py --logic 1\n")
@@ -62,7 +62,7 @@ def test_after_an_upgrade_dvc_reruns_only_the_stages_whose_logic_changed(tmp_pat
                         selection={"budget": 3})
     sh("dvc", "repro", "select", cwd=root)
     monkeypatch.setitem(LOGIC, "select", LOGIC["select"] + 1)  # a release whose select writes other results
-    assert upgrade_pipeline(Path(root) / "dvc.yaml") == {"select": (LOGIC["select"] - 1, LOGIC["select"])}
+    assert upgrade_pipeline(Path(root) / "dvc.yaml").logic == {"select": (LOGIC["select"] - 1, LOGIC["select"])}
     status = sh("dvc", "status", "ingest", "score", "select", cwd=root).stdout
     assert "select:" in status and "changed command" in status, status
     assert "score:" not in status and "ingest:" not in status, status
