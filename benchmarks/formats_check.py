@@ -16,13 +16,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_claim_project import copy_pipeline, init_repo  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SEED_TASKS = REPO.parent / "shared" / "data" / "self_instruct" / "seed_tasks.jsonl"
@@ -70,16 +72,9 @@ def shapes(rows: list[tuple[str, str, str]]) -> dict[str, tuple[list[dict], dict
     }
 
 
-def sh(*args: str, cwd: Path) -> None:
-    subprocess.run(args, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
-
-
 def build(root: Path, records: list[dict], fields: dict, layout: str, as_list: bool) -> list[str]:
     """A DVC project at root over records; returns the records' lines as the subset writes them."""
-    root.mkdir(parents=True)
-    for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
-        shutil.copy(REPO / name, root / name)
-    shutil.copytree(REPO / "templates", root / "templates")
+    copy_pipeline(root)
     (root / "data/raw").mkdir(parents=True)
     lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in records]
     if as_list:  # a .json list file: its records' bytes are json.dumps's, not the file's
@@ -93,10 +88,7 @@ def build(root: Path, records: list[dict], fields: dict, layout: str, as_list: b
     params["finetune"].update({"epochs": 1, "layout": layout})
     params["evaluate"].update({"max_new_tokens": 16, "icl": False})
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for cmd in (["git", "init", "-q"], ["git", "config", "user.name", "delift"],
-                ["git", "config", "user.email", "delift@example.invalid"], ["dvc", "init", "-q"],
-                ["dvc", "config", "core.analytics", "false"], ["git", "add", "-A"], ["git", "commit", "-qm", "pool"]):
-        sh(*cmd, cwd=root)
+    init_repo(root, "pool")
     return lines
 
 

@@ -93,6 +93,25 @@ def sh(*args: str, cwd: Path) -> None:
     subprocess.run(list(args), cwd=cwd, check=True, capture_output=True)
 
 
+def copy_pipeline(root: Path) -> None:
+    """A new project folder with this checkout's dvc.yaml, params.yaml, .dvcignore and templates."""
+    root.mkdir(parents=True)
+    for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
+        shutil.copy(REPO / name, root / name)
+    shutil.copytree(REPO / "templates", root / "templates")
+
+
+def init_repo(root: Path, message: str) -> None:
+    """git + DVC (analytics off) in root, everything in it committed."""
+    sh("git", "init", "-q", cwd=root)
+    sh("git", "config", "user.name", "delift", cwd=root)
+    sh("git", "config", "user.email", "delift@example.invalid", cwd=root)
+    sh("dvc", "init", "-q", cwd=root)
+    sh("dvc", "config", "core.analytics", "false", cwd=root)
+    sh("git", "add", "-A", cwd=root)
+    sh("git", "commit", "-qm", message, cwd=root)
+
+
 def p3_task(args, root: Path, params: dict, stages: dict) -> tuple[list, list, int]:
     """8 P3 templates: pool = their first rows, test = rows TEST_START.. (pool, test, new tokens)."""
     return p3_rows(0, args.pool_per_template), p3_rows(TEST_START, args.test_per_template), 32
@@ -193,10 +212,7 @@ def main() -> None:
     if not SHARED.is_dir():
         raise SystemExit(f"error: {SHARED}: not found (the team's shared data sets beside the checkout; "
                          "this script builds its projects from them)")
-    root.mkdir(parents=True)
-    for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
-        shutil.copy(REPO / name, root / name)
-    shutil.copytree(REPO / "templates", root / "templates")
+    copy_pipeline(root)
     params = yaml.safe_load((root / "params.yaml").read_text())
     stages = yaml.safe_load((root / "dvc.yaml").read_text())
     pool, test, new_tokens = TASKS[args.task](args, root, params, stages)
@@ -217,13 +233,7 @@ def main() -> None:
     params["evaluate"]["icl"] = not args.no_icl
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (root / "dvc.yaml").write_text(yaml.safe_dump(stages, sort_keys=False))
-    sh("git", "init", "-q", cwd=root)
-    sh("git", "config", "user.name", "delift", cwd=root)
-    sh("git", "config", "user.email", "delift@example.invalid", cwd=root)
-    sh("dvc", "init", "-q", cwd=root)
-    sh("dvc", "config", "core.analytics", "false", cwd=root)
-    sh("git", "add", "-A", cwd=root)
-    sh("git", "commit", "-qm", f"claim project ({args.task}{' ' + args.pool_kind if args.task == 'pool' else ''})", cwd=root)
+    init_repo(root, f"claim project ({args.task}{' ' + args.pool_kind if args.task == 'pool' else ''})")
     if args.store:  # after the commit: the store is a DVC output, never a git file
         shutil.copytree(args.store, root / "store")
     print(f"{root}: {args.task} project ready; run: cd {root} && dvc repro && delift-dvc compare")
