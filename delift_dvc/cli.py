@@ -88,11 +88,11 @@ TEMPERATURE = TemperatureType()
 
 # file-mode options (delift_dvc.api.OPTION_KEYS names their params section): each option's type,
 # choices and help come from config's key metadata, so a key and its help are written once
-SCORE_KEYS = ["store", "model", "dtype", "device", "max_length", "batch_tokens", "overflow", "segment_pairs",
-              "threads", "executor", "workers", "ray_address", "pairs", "k", "lm_pairs", "strategy", "rounds",
-              "budget", "embedding_model"]
-SELECT_KEYS = ["store", "model", "dtype", "device", "max_length", "overflow", "pairs", "k", "lm_pairs", "strategy",
-               "rounds", "method", "budget", "eta", "nu", "scaling", "seed", "embedding_coverage",
+SCORE_KEYS = ["store", "model", "dtype", "device", "max_length", "batch_tokens", "overflow", "distance",
+              "segment_pairs", "threads", "executor", "workers", "ray_address", "pairs", "k", "lm_pairs", "strategy",
+              "rounds", "budget", "embedding_model"]
+SELECT_KEYS = ["store", "model", "dtype", "device", "max_length", "overflow", "distance", "pairs", "k", "lm_pairs",
+               "strategy", "rounds", "method", "budget", "eta", "nu", "scaling", "seed", "embedding_coverage",
                "balance_clusters", "strata", "temperature", "strata_clusters", "embedding_model"]
 STORE_HELP = "Store directory (default: params.yaml's, else 'store')."
 # how a key's annotation reads on the command line (threads, batch_tokens: auto or a count; budget: the budget rule)

@@ -26,6 +26,7 @@ from delift_dvc.selection.stratified import AUTO_TEMPERATURE, DRAW_TEMPERATURE, 
 from delift_dvc.kernels import PAIR_MODES
 from delift_dvc.utility.layout import LAYOUTS, NO_EXAMPLE_TEMPLATE, ONE_EXAMPLE_TEMPLATE, OVERFLOWS, Templates
 from delift_dvc.utility.models import DEVICES, DTYPES
+from delift_dvc.utility.scorer import DISTANCES
 from delift_dvc.utility.surrogate import STRATEGIES
 
 __all__ = ["Params", "load_params", "check_params", "named_as_params", "option_name", "key_field", "DataParams",
@@ -225,6 +226,8 @@ class ScoringParams:
     batch_tokens: int | str = _key(8192, auto_or_integer, "Padded tokens per forward batch (auto: from free GPU "
                                    "memory, 8192 on a CPU).")
     overflow: str = _key("error", choice(OVERFLOWS), "A response longer than --max-length: error, or truncate it.")
+    distance: str = _key("l2", choice(tuple(DISTANCES)), "Teacher-forced distance: l2 (the paper's ||p - 1|| / "
+                         "sqrt(T)) or nll (mean negative log-likelihood, nats/token).")
     segment_pairs: int = _key(2048, integer(1), "Values per stored segment (a block of work).")
     threads: int | str = _key("auto", auto_or_integer, "Torch threads per scoring process.")
     executor: str = _key("local", choice(tuple(EXECUTORS)), "Where blocks are scored.")
@@ -365,6 +368,7 @@ ARGUMENT_KEYS = {
     "strata": "selection.strata",
     "temperature": "selection.temperature",
     "overflow": "scoring.overflow",
+    "distance": "scoring.distance",
     "max_length": "scoring.max_length",
     "batch_tokens": "scoring.batch_tokens",
     "template": "scoring.template",

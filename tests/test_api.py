@@ -38,3 +38,25 @@ def test_api_refuses_an_unknown_option_and_checks_values(tmp_path):
         api.select(alpaca(3), method="random", budget=0.0, params_path=tmp_path / "none.yaml")
     with pytest.raises(InputError, match="^--budget 5: more than the 3 samples"):
         api.select(alpaca(3), method="random", budget=5, params_path=tmp_path / "none.yaml")
+
+
+def test_file_mode_groups_by_params_data_group_by(tmp_path):
+    """params.yaml's data.group_by sets file mode's groups too (its composition and strata)."""
+    import yaml
+
+    records = [{**r, "task": "a" if k < 6 else "b"} for k, r in enumerate(alpaca(8))]
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"data": {"group_by": "task"}}))
+    chosen = api.select(records, method="stratified_random", budget=4, params_path=params)
+    assert {row["group"]: row["pool"] for row in chosen["composition"]} == {"a": 6, "b": 2}
+    assert {row["group"]: row["selected"] for row in chosen["composition"]} == {"a": 3, "b": 1}
+
+
+def test_nll_distance_is_its_own_scorer_in_the_store(tmp_path, tiny_model_dir):
+    """scoring.distance nll scores under another fingerprint: nothing reused from l2's values."""
+    records = alpaca(5)
+    common = {"model": str(tiny_model_dir), "dtype": "float32", "store": str(tmp_path / "store"), "budget": 2}
+    l2 = api.score(records, **common)
+    nll = api.score(records, distance="nll", **common)
+    assert l2["scorer"] != nll["scorer"] and nll["pairs_scored"] == 25 and nll["pairs_reused"] == 0
+    assert len(api.select(records, distance="nll", **common)["ids"]) == 2

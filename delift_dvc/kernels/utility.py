@@ -1,7 +1,8 @@
 """The LM utility read from the store: UF = d0 - d, computed here and nowhere else.
 
 `UF[i, j] = d0[i] - d[i | j]`: how much example j, shown as a one-shot example, lowers target
-i's teacher-forced distance (unitless, in [-1, 1] for distances in [0, 1]).
+i's teacher-forced distance (scoring.distance l2: unitless, in [-1, 1]; nll: the per-token
+log-likelihood gain, nats/token).
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ def _line_svg(values: list[float], width: int = 640, height: int = 180) -> str:
 
 
 def _bars_svg(histogram: list[tuple[float, int]], width: int = 640, height: int = 160) -> str:
-    """Vertical bars of the UF histogram (bin centres on the x axis, from -1 to 1)."""
+    """Vertical bars of the UF histogram (bin centres on the x axis, its first and last labelled)."""
     top = max(c for _, c in histogram) or 1
     w = width / len(histogram)
     bars = "".join(f'<rect x="{k * w:.1f}" y="{height - c / top * height:.1f}" width="{max(w - 1, 1):.1f}" '

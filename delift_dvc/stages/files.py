@@ -59,7 +59,7 @@ def select_file(params: Params, data: str, out: str, summary: str | None = None,
     """Select from DATA with the stored utilities (nothing is scored here) and write the subset
     as JSONL in the input's shape, plus a JSON summary with the objective and gains."""
     report, by_id, plan = _load(data, target_set, existing, params.selection.budget, params.data.fields)
-    groups = sample_groups(report.samples, data)  # only selection reads them
+    groups = sample_groups(report.samples, data, params.data.group_by)  # only selection reads them
     store_root = Path(params.store_dir)
     device = params.scoring.device
     embedding = params.utility.embedding_model

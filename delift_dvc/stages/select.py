@@ -62,12 +62,15 @@ def _gain_rows(gains: Sequence[float]) -> list[tuple]:
 
 
 def _utility_histogram(params: Params, record: dict, bins: int = 40) -> list[tuple]:
-    """Counts of UF over the pairs stored among this version's samples, bins of width 2/bins."""
+    """Counts of UF over the pairs stored among this version's samples, `bins` bins over [-r, r]:
+    r = 1 (the l2 distance's range), or the largest |UF| where that is larger (nll)."""
     with Store(params.store_dir) as store:
         con = store.connect()
         rows = con.execute(
             "SELECT uf FROM utility WHERE scorer = ? AND version = ?",
             [record["scorer"], record["version"]["name"]],
         ).fetchnumpy()["uf"]
-    counts, edges = np.histogram(np.asarray(rows, dtype=np.float64), bins=bins, range=(-1.0, 1.0))
+    values = np.asarray(rows, dtype=np.float64)
+    reach = max(1.0, float(np.abs(values).max(initial=0.0)))
+    counts, edges = np.histogram(values, bins=bins, range=(-reach, reach))
     return [(round(float((edges[k] + edges[k + 1]) / 2), 4), int(c)) for k, c in enumerate(counts)]

@@ -290,7 +290,7 @@ class Store:
     def write_pairs(self, scorer: str, targets: Sequence[str], examples: Sequence[str],
                     d: np.ndarray) -> Path | None:
         """Store d[k] for (targets[k], examples[k]) as one segment (already stored values are
-        kept); the segment or None. InputError for values outside [0, 1] (NaN included),
+        kept); the segment or None. InputError for values that are not finite and >= 0 (NaN included),
         repeated pairs, lengths that differ or a read-only store."""
         return self._write_values("pairs", scorer, {"target": targets, "example": examples}, d)
 

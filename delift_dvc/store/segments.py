@@ -81,16 +81,17 @@ def check_scorer(scorer: str) -> str:
 
 
 def check_values(values: np.ndarray, n: int, what: str) -> np.ndarray:
-    """`values` as float64 [n], each within [0, 1] (so never NaN)."""
+    """`values` as float64 [n], each a distance: finite and >= 0 (so never NaN; the l2 distance
+    lies in [0, 1], the nll distance in nats/token has no upper bound)."""
     try:
         v = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
         raise InputError(f"{what}: values are not numbers") from None
     if v.ndim != 1 or len(v) != n:
         raise InputError(f"{what}: {v.size} values for {n} keys (lengths must match)")
-    bad = np.flatnonzero(~((v >= 0.0) & (v <= 1.0)))  # NaN fails both comparisons
+    bad = np.flatnonzero(~((v >= 0.0) & np.isfinite(v)))  # NaN fails both
     if len(bad):
-        raise InputError(f"{what}: value {bad[0]} is {v[bad[0]]!r}, not within [0, 1]")
+        raise InputError(f"{what}: value {bad[0]} is {v[bad[0]]!r}, not a finite distance >= 0")
     return v
 
 

@@ -4,7 +4,10 @@ For target i the tokens are `prompt_tokens + [eos] + response_tokens + [eos]`, w
 `prompt_tokens` the whole formatted template tokenised once (:mod:`delift_dvc.utility.layout`); the scored
 positions are the response tokens and the final eos. With `p_t` the model's probability of the
 ground-truth token at scored position t and T the number of scored positions,
-`d = ||p - 1||_2 / sqrt(T)`, in [0, 1], lower is better. `d0[i]` uses the no-example template,
+`d = ||p - 1||_2 / sqrt(T)`, in [0, 1], lower is better (distance "l2", the paper's). Distance
+"nll" is the mean negative log-likelihood `d = -(1/T) sum_t log p_t` in nats/token, >= 0, lower
+is better; with it, UF = d0 - d is the per-token log-likelihood gain that example j gives
+target i's response (the pointwise mutual information form). `d0[i]` uses the no-example template,
 `d[i, j]` the one-example template with sample j as the in-context example.
 """
 
@@ -25,6 +28,8 @@ from delift_dvc.utility.layout import (NO_EXAMPLE_TEMPLATE, ONE_EXAMPLE_TEMPLATE
 
 # v2: the prompt tokens are the whole formatted text tokenised once (v1 tokenised it in pieces)
 DISTANCE_VERSION = "delift-l2/whole-text-v2"
+NLL_DISTANCE_VERSION = "delift-nll/whole-text-v2"
+DISTANCES = {"l2": DISTANCE_VERSION, "nll": NLL_DISTANCE_VERSION}  # scoring.distance -> its fingerprint entry
 MAX_PADDING = 0.05  # largest share of padding tokens in one batch
 CHUNK_PAIRS = 4096  # pairs encoded at once (a block of work is never larger by default)
 CACHED_PREFIX_TOKENS = 32768  # most prefix tokens whose KV caches are held at once when packing
@@ -56,6 +61,12 @@ def distance_from_probs(probs: np.ndarray) -> float:
     return float(np.sqrt(np.sum((1.0 - probs) ** 2) / probs.size))
 
 
+def nll_from_probs(probs: np.ndarray) -> float:
+    """`-(1/T) sum_t log p_t` (nats/token) for the probabilities p [T] of the ground-truth tokens."""
+    probs = np.asarray(probs, dtype=np.float64)
+    return float(-np.mean(np.log(probs)))
+
+
 @dataclass(frozen=True)
 class ScorerSpec:
     """How to build a Scorer: picklable, so that each worker process builds its own."""
@@ -70,6 +81,7 @@ class ScorerSpec:
     batch_tokens: int | str = 8192
     prefix_reuse: bool = True
     threads: int | None = None
+    distance: str = "l2"
 
     def build(self) -> "Scorer":
         """A Scorer with these settings (the model loads on first use)."""
@@ -82,7 +94,8 @@ class Scorer:
     model: None for the embedded SmolLM2-135M-Instruct, else a local folder, a .gguf file or a
     hub name present in the local cache. dtype: "auto" (bfloat16 where supported), "float32",
     "bfloat16", "float16". max_length: tokens per sequence. overflow: what to do when a target's
-    response alone does not fit ("error" or "truncate" it from the end).
+    response alone does not fit ("error" or "truncate" it from the end). distance: "l2" (the
+    paper's) or "nll" (mean negative log-likelihood, nats/token); part of the fingerprint.
     batch_tokens: padded tokens per forward batch, or "auto" (from free GPU memory on a GPU,
     8192 on a CPU; resolved when the model loads). A batch that runs out of GPU memory is split
     in halves and retried, and later batches stay within the size that fitted.
@@ -106,7 +119,10 @@ class Scorer:
         batch_tokens: int | str = 8192,
         prefix_reuse: bool = True,
         threads: int | None = None,
+        distance: str = "l2",
     ) -> None:
+        if distance not in DISTANCES:
+            raise ArgumentError("distance", f"'{distance}': expected one of {', '.join(DISTANCES)}")
         if overflow not in OVERFLOWS:
             raise ArgumentError("overflow", f"'{overflow}': expected one of {', '.join(OVERFLOWS)}")
         if not isinstance(max_length, int) or max_length < 8:
@@ -119,6 +135,7 @@ class Scorer:
         self.max_length = max_length
         self.templates = Templates(template, example_template)
         self.overflow = overflow
+        self.distance = distance
         self.batch_tokens: int | None = None if batch_tokens == "auto" else batch_tokens
         self.prefix_reuse = prefix_reuse
         # prefix reuse packs many examples' targets into one forward in half precision; float32
@@ -140,7 +157,7 @@ class Scorer:
             "template": self.templates.no_example,
             "example_template": self.templates.one_example,
             "overflow": self.overflow,
-            "distance": DISTANCE_VERSION,
+            "distance": DISTANCES[self.distance],
         }
 
     @property
@@ -402,16 +419,19 @@ class Scorer:
             picked = hidden[torch.tensor(rows), torch.tensor(cols)]
             logits = self._model.get_output_embeddings()(picked).float()
             logp = torch.log_softmax(logits, dim=-1)
-            p = logp.gather(1, torch.tensor(gold, device=logp.device)[:, None]).squeeze(1).exp()
-            sq = ((1.0 - p.double()) ** 2).cpu()
+            gold_logp = logp.gather(1, torch.tensor(gold, device=logp.device)[:, None]).squeeze(1)
+            if self.distance == "l2":
+                terms = ((1.0 - gold_logp.exp().double()) ** 2).cpu()
+            else:
+                terms = (-gold_logp.double()).cpu()
         real = sum(len(e.tokens) - 1 - s for e, s in zip(batch, skips))  # counted once the batch has fitted
         self.stats["sequences"] += len(batch)
         self.stats["forwards"] += 1
         self.stats["tokens"] += real
         self.stats["padded_tokens"] += len(batch) * width - real
         counts = torch.tensor([e.n_scored for e in batch])
-        sums = torch.zeros(len(batch), dtype=torch.float64).index_add_(0, torch.tensor(rows), sq)
-        return torch.sqrt(sums / counts).numpy()
+        means = torch.zeros(len(batch), dtype=torch.float64).index_add_(0, torch.tensor(rows), terms) / counts
+        return (torch.sqrt(means) if self.distance == "l2" else means).numpy()
 
 
 @dataclass(frozen=True, eq=False)

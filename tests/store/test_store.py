@@ -127,12 +127,12 @@ def test_write_skips_stored_values_and_repeats_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda st, ids: st.write_pairs(SCORER, ids[:2], ids[2:4], [0.1, np.nan]), "not within"),
-    (lambda st, ids: st.write_pairs(SCORER, ids[:2], ids[2:4], [0.1, 1.5]), "not within"),
-    (lambda st, ids: st.write_pairs(SCORER, ids[:2], ids[2:4], [-0.1, 0.5]), "not within"),
+    (lambda st, ids: st.write_pairs(SCORER, ids[:2], ids[2:4], [0.1, np.nan]), "not a finite distance"),
+    (lambda st, ids: st.write_pairs(SCORER, ids[:2], ids[2:4], [0.1, -np.inf]), "not a finite distance"),
+    (lambda st, ids: st.write_pairs(SCORER, ids[:2], ids[2:4], [-0.1, 0.5]), "not a finite distance"),
     (lambda st, ids: st.write_pairs(SCORER, ids[:2], ids[2:4], [0.1]), "lengths"),
     (lambda st, ids: st.write_pairs(SCORER, ids[:2], ids[2:5], [0.1, 0.2]), "lengths"),
-    (lambda st, ids: st.write_baselines(SCORER, ids[:2], [0.1, np.inf]), "not within"),
+    (lambda st, ids: st.write_baselines(SCORER, ids[:2], [0.1, np.inf]), "not a finite distance"),
     (lambda st, ids: st.write_baselines(SCORER, ids[:2], [0.1]), "lengths"),
     (lambda st, ids: st.write_pairs("short", ids[:1], ids[1:2], [0.1]), "fingerprint"),
     (lambda st, ids: st.write_pairs(SCORER, ["NOT-AN-ID"], ids[1:2], [0.1]), "not a sample id"),

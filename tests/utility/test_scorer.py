@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 
 from delift_dvc.errors import InputError
 from delift_dvc.utility import models
-from delift_dvc.utility.scorer import DISTANCE_VERSION, Scorer, distance_from_probs
+from delift_dvc.utility.scorer import DISTANCE_VERSION, NLL_DISTANCE_VERSION, Scorer, distance_from_probs, nll_from_probs
 from delift_dvc.utility.layout import NO_EXAMPLE_TEMPLATE, ONE_EXAMPLE_TEMPLATE
 
 from tests.conftest import SHORT_P3, p3_records
@@ -25,6 +26,11 @@ def test_distance_from_probs_by_hand():
     assert distance_from_probs(np.array([1.0, 1.0])) == 0.0
     assert distance_from_probs(np.array([0.0])) == 1.0
     assert distance_from_probs(np.array([0.5, 1.0, 0.0])) == pytest.approx(np.sqrt(1.25 / 3))
+
+
+def test_nll_from_probs_by_hand():
+    assert nll_from_probs(np.array([1.0, 1.0])) == 0.0
+    assert nll_from_probs(np.array([0.5, 0.25])) == pytest.approx(1.5 * np.log(2.0))
 
 
 def test_uniform_model_gives_one_minus_one_over_vocab(tiny_model_dir, tmp_path):
@@ -44,6 +50,9 @@ def test_uniform_model_gives_one_minus_one_over_vocab(tiny_model_dir, tmp_path):
     expected = 1.0 - 1.0 / vocab
     assert scorer.baseline(items) == pytest.approx([expected, expected], abs=1e-6)
     assert scorer.pairwise(items, items) == pytest.approx(np.full((2, 2), expected), abs=1e-6)
+    nll = Scorer(str(folder), dtype="float32", distance="nll")  # -log(1/V) at every position
+    assert nll.baseline(items) == pytest.approx([np.log(vocab)] * 2, abs=1e-5)
+    assert nll.pairwise(items, items) == pytest.approx(np.full((2, 2), np.log(vocab)), abs=1e-5)
 
 
 def reference_tokens(tokenizer, target, example, max_length: int = 10**9) -> tuple[list[int], int]:
@@ -73,8 +82,9 @@ def reference_tokens(tokenizer, target, example, max_length: int = 10**9) -> tup
         text, end = text[:cut] + text[end:], cut
 
 
-def reference_distance(tokenizer, model, target, example, max_length: int = 10**9) -> float:
-    """One sequence at a time, full-vocabulary logits, an explicit loop over the scored tokens."""
+def reference_distance(tokenizer, model, target, example, max_length: int = 10**9, distance: str = "l2") -> float:
+    """One sequence at a time, full-vocabulary logits, an explicit loop over the scored tokens:
+    sqrt(mean (1 - p)^2) for l2, mean -log p for nll."""
     tokens, n_scored = reference_tokens(tokenizer, target, example, max_length)
     with torch.no_grad():
         logits = model(torch.tensor([tokens])).logits[0].double()
@@ -82,8 +92,8 @@ def reference_distance(tokenizer, model, target, example, max_length: int = 10**
     total = 0.0
     for t in range(len(tokens) - n_scored, len(tokens)):
         p = probs[t - 1, tokens[t]].item()
-        total += (1.0 - p) ** 2
-    return (total / n_scored) ** 0.5
+        total += (1.0 - p) ** 2 if distance == "l2" else -math.log(p)
+    return (total / n_scored) ** 0.5 if distance == "l2" else total / n_scored
 
 
 # prompts that start with a digit, punctuation and a non-ASCII letter (folder, template, line)
@@ -140,6 +150,22 @@ def test_scorer_matches_whole_text_reference_on_real_model(real_scorer_f32, real
             ref = reference_distance(reference_tokenizer, model, target, real_samples[j])
             assert d[i, j] == pytest.approx(ref, abs=1e-5)
     assert np.all((d >= 0) & (d <= 1))
+
+
+def test_nll_distance_matches_reference_on_real_model(real_samples, reference_tokenizer):
+    """scoring.distance nll: the mean -log p of the scored tokens, d0 and pairs, against the
+    one-sequence reference; its UF is then the per-token log-likelihood gain."""
+    scorer = Scorer(dtype="float32", distance="nll")
+    few = real_samples[:4]
+    d0 = scorer.baseline(few)
+    d = scorer.pairwise(few, few)
+    for i, target in enumerate(few):
+        assert d0[i] == pytest.approx(reference_distance(reference_tokenizer, scorer.model, target, None,
+                                                         distance="nll"), abs=1e-4)
+        for j in range(len(few)):
+            ref = reference_distance(reference_tokenizer, scorer.model, target, few[j], distance="nll")
+            assert d[i, j] == pytest.approx(ref, abs=1e-4)
+    assert np.all(d >= 0) and d.max() > 1.0  # not bounded by 1 as the l2 distance is
 
 
 def test_truncated_example_matches_reference_on_real_model(real_samples, reference_tokenizer):
@@ -199,9 +225,11 @@ def test_fingerprint_covers_what_changes_numbers(tiny_model_dir):
         Scorer(str(tiny_model_dir), dtype="float32", template="Q: {prompt}\nA:"),
         Scorer(str(tiny_model_dir), dtype="float32",
                example_template="{example_prompt} {example_response}\n{prompt}"),
+        Scorer(str(tiny_model_dir), dtype="float32", distance="nll"),
     ]
-    assert len({base.fingerprint, *[o.fingerprint for o in others]}) == 5
+    assert len({base.fingerprint, *[o.fingerprint for o in others]}) == 6
     assert base.describe()["distance"] == DISTANCE_VERSION == "delift-l2/whole-text-v2"
+    assert others[-1].describe()["distance"] == NLL_DISTANCE_VERSION == "delift-nll/whole-text-v2"
 
 
 @pytest.mark.parametrize(
@@ -212,6 +240,7 @@ def test_fingerprint_covers_what_changes_numbers(tiny_model_dir):
         ({"dtype": "int8"}, "dtype"),
         ({"overflow": "drop"}, "overflow"),
         ({"max_length": 2}, "max_length"),
+        ({"distance": "kl"}, "distance"),
     ],
 )
 def test_bad_scorer_arguments_name_the_argument_then_the_key(tiny_model_dir, kwargs, key):
