@@ -312,3 +312,23 @@ def test_every_stratum_of_a_small_pool_by_brute_force_quotas():
         assert sum(per.values()) == n_pick
         for s, exact in share.items():
             assert int(exact) <= per[s] <= int(exact) + 1
+
+
+@pytest.mark.parametrize("temperature", [None, 1.0])
+def test_a_per_target_calibration_cannot_change_a_dense_stratified_selection(temperature):
+    """Subtracting from each target's row any constant (e.g. the mean gain of the examples of
+    its stratum, which removes format and label priming) changes no pick inside strata on a
+    dense kernel: each stratum's block is min-max scaled and facility location's value moves by
+    the same amount for every candidate. So that calibration is no candidate for the default."""
+    rng = np.random.default_rng(3)
+    n = 30
+    ids = [f"s{k:02d}" for k in range(n)]
+    strata = ["a"] * 12 + ["b"] * 10 + ["c"] * 8
+    K = rng.normal(size=(n, n))
+    shift = np.zeros(n)
+    for name in set(strata):
+        rows = np.flatnonzero(np.array(strata) == name)
+        shift[rows] = K[np.ix_(rows, rows)].mean(axis=1) + rng.normal(size=len(rows))
+    plain = select_stratified(ids, K, 9, strata, temperature=temperature, seed=4)
+    calibrated = select_stratified(ids, K - shift[:, None], 9, strata, temperature=temperature, seed=4)
+    assert calibrated.ids == plain.ids
