@@ -50,7 +50,9 @@ def main() -> None:
     for distance in ("l2", "nll"):
         start = time.perf_counter()
         counts = api.score(train, params_path=params, store=store, distance=distance)
-        print(f"scored {distance}: {counts.get('scored', counts)} in {time.perf_counter() - start:.0f} s")
+        print(f"scored {distance}: {counts['baselines_scored']} d0 + {counts['pairs_scored']} LM pairs in "
+              f"{time.perf_counter() - start:.0f} s (surrogate held-out Spearman "
+              f"{counts.get('surrogate_spearman', float('nan')):.3f})")
         for budget in budgets:
             for seed in seeds:
                 picked[distance, budget, seed] = api.select(train, params_path=params, store=store,

@@ -31,9 +31,9 @@ Data = str | Path | Sequence[Mapping[str, Any]]  # a file or folder, or records 
 # option name -> (params section or None for a top-level key); what file mode may set
 OPTION_KEYS = {
     "store": None, "model": "scoring", "dtype": "scoring", "device": "scoring", "max_length": "scoring",
-    "batch_tokens": "scoring", "overflow": "scoring", "distance": "scoring", "segment_pairs": "scoring", "threads": "scoring",
-    "executor": "scoring", "workers": "scoring", "ray_address": "scoring", "pairs": "utility", "k": "utility",
-    "lm_pairs": "utility", "strategy": "utility", "rounds": "utility", "method": "selection",
+    "batch_tokens": "scoring", "overflow": "scoring", "distance": "scoring", "segment_pairs": "scoring",
+    "threads": "scoring", "executor": "scoring", "workers": "scoring", "ray_address": "scoring", "pairs": "utility",
+    "k": "utility", "lm_pairs": "utility", "strategy": "utility", "rounds": "utility", "method": "selection",
     "budget": "selection", "eta": "selection", "nu": "selection", "scaling": "selection", "seed": "selection",
     "embedding_coverage": "selection", "balance_clusters": "selection", "strata": "selection",
     "temperature": "selection", "strata_clusters": "selection", "embedding_model": "utility",

@@ -12,7 +12,8 @@ import torch
 
 from delift_dvc.errors import InputError
 from delift_dvc.utility import models
-from delift_dvc.utility.scorer import DISTANCE_VERSION, NLL_DISTANCE_VERSION, Scorer, distance_from_probs, nll_from_probs
+from delift_dvc.utility.scorer import (DISTANCE_VERSION, NLL_DISTANCE_VERSION, Scorer, distance_from_probs,
+                                       nll_from_probs)
 from delift_dvc.utility.layout import NO_EXAMPLE_TEMPLATE, ONE_EXAMPLE_TEMPLATE
 
 from tests.conftest import SHORT_P3, p3_records
