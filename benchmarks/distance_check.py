@@ -19,11 +19,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from pool_composition import DEFECTS
 from pools import project_samples
 
 from delift_dvc import api
-
-DEFECTS = ("clean", "duplicate", "near_duplicate", "swapped", "flipped")
 
 
 def composition(ids: list[str], defect: dict[str, str]) -> str:
