@@ -93,7 +93,7 @@ SCORE_KEYS = ["store", "model", "dtype", "device", "max_length", "batch_tokens",
               "rounds", "budget", "embedding_model"]
 SELECT_KEYS = ["store", "model", "dtype", "device", "max_length", "overflow", "distance", "pairs", "k", "lm_pairs",
                "strategy", "rounds", "method", "budget", "eta", "nu", "scaling", "seed", "embedding_coverage",
-               "balance_clusters", "strata", "temperature", "strata_clusters", "embedding_model"]
+               "balance_clusters", "strata", "temperature", "draw", "strata_clusters", "embedding_model"]
 STORE_HELP = "Store directory (default: params.yaml's, else 'store')."
 # how a key's annotation reads on the command line (threads, batch_tokens: auto or a count; budget: the budget rule)
 CLICK_TYPES = {"int": int, "float": float, "str": str, "str | None": str, "int | str": AUTO_INT, "float | int": BUDGET,
@@ -343,7 +343,8 @@ def upgrade(dvc_file, params_path) -> None:
 @click.option("--balance-clusters", "clusters", type=int, default=12, show_default=True,
               help="selection.balance_clusters of the delift_bal method (delift runs use 0).")
 @click.option("--temperature", type=float, default=DRAW_TEMPERATURE, show_default=True,
-              help="selection.temperature of the delift_temp method (strata group_label, tempered draw).")
+              help="selection.temperature of the delift_temp and delift_seq methods (strata group_label, "
+              "tempered draw).")
 @click.option("--out", default="reports", show_default=True, help="Folder for compare.csv/.md/.png.")
 @PARAMS_OPTION
 @click.option("--dry-run", is_flag=True, help="Print the `dvc exp run` commands only.")
@@ -360,7 +361,8 @@ def compare(methods, budgets, seeds, update, coverage, clusters, temperature, ou
     stratified_random, full, delift_cov (delift with --embedding-coverage) and delift_bal (delift
     with --balance-clusters), delift_strata (delift inside strata of group x answer label,
     selection.strata group_label, the greedy) and delift_temp (the same with a tempered draw at
-    --temperature: params.yaml's default selection). With --update, the continual variants flcg
+    --temperature: params.yaml's default selection), delift_seq (that draw made pick by pick,
+    selection.draw sequential). With --update, the continual variants flcg
     and refresh (the project's own selection settings), random_additions and stratified_additions.
 
     Example: delift-dvc compare --methods delift_temp,stratified_random,random --budgets 0.3 --seeds 0,1,2

@@ -22,7 +22,7 @@ from delift_dvc.selection.budget import BudgetError, check_budget
 from delift_dvc.selection.planning import MODES
 from delift_dvc.selection.scaling import SCALINGS
 from delift_dvc.selection.methods import METHODS
-from delift_dvc.selection.stratified import AUTO_TEMPERATURE, DRAW_TEMPERATURE, STRATA
+from delift_dvc.selection.stratified import AUTO_TEMPERATURE, DRAW_TEMPERATURE, DRAWS, STRATA, resolve_temperature
 from delift_dvc.kernels import PAIR_MODES
 from delift_dvc.utility.layout import LAYOUTS, NO_EXAMPLE_TEMPLATE, ONE_EXAMPLE_TEMPLATE, OVERFLOWS, Templates
 from delift_dvc.utility.models import DEVICES, DTYPES
@@ -282,6 +282,9 @@ class SelectionParams:
                                            f"{DRAW_TEMPERATURE:g} with strata, the greedy without); null picks "
                                            "greedily; a number >= 0 draws with weights exp(temperature * z(gain)) "
                                            "(0: random).")
+    draw: str = _key("independent", choice(DRAWS), "Tempered draw: independent (weights from each candidate's "
+                     "gain alone) or sequential (each pick drawn by its gain given the picks so far, so "
+                     "near-duplicates of a pick lose weight).")
     strata_clusters: int = _key(16, integer(2), "Strata when the data has a single group: MiniLM k-means "
                                 "clusters (at most one per 8 samples).")
 
@@ -367,6 +370,7 @@ ARGUMENT_KEYS = {
     "coverage_weight": "selection.embedding_coverage",
     "strata": "selection.strata",
     "temperature": "selection.temperature",
+    "draw": "selection.draw",
     "overflow": "scoring.overflow",
     "distance": "scoring.distance",
     "max_length": "scoring.max_length",
@@ -419,10 +423,16 @@ def _cross_checks(params: Params, where: str) -> None:
                              f"not {sel.method} (set it to {off!r})")
     if sel.method not in ("delift", "delift_se"):  # the defaults and "off" are ignored by the other methods
         for key, value, quiet in (("strata", sel.strata, ("none", SelectionParams.strata)),
-                                  ("temperature", sel.temperature, (None, AUTO_TEMPERATURE))):
+                                  ("temperature", sel.temperature, (None, AUTO_TEMPERATURE)),
+                                  ("draw", sel.draw, (SelectionParams.draw,))):
             if value not in quiet:
+                off = {"temperature": "null", "draw": SelectionParams.draw}.get(key, "none")
                 raise InputError(f"{where}: selection.{key} {value!r}: only used by selection.method delift or "
-                                 f"delift_se, not {sel.method} (set it to {'null' if key == 'temperature' else 'none'})")
+                                 f"delift_se, not {sel.method} (set it to {off})")
+    elif sel.draw != SelectionParams.draw and resolve_temperature(sel.temperature, sel.strata) is None:
+        raise InputError(f"{where}: selection.draw {sel.draw!r}: only used by a tempered draw, and "
+                         f"selection.temperature {sel.temperature!r} with selection.strata {sel.strata} picks greedily "
+                         f"(set selection.temperature to a number, or selection.draw to {SelectionParams.draw})")
     elif sel.strata != "none" or sel.temperature not in (None, AUTO_TEMPERATURE):
         turned_on = f"selection.strata {sel.strata}" if sel.strata != "none" else \
             f"selection.temperature {sel.temperature!r}"

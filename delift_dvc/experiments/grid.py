@@ -12,7 +12,8 @@ sentence-embedding coverage term (`selection.embedding_coverage`, weight `covera
 `delift_bal` DELIFT with a format-balanced budget (`selection.balance_clusters`, `clusters`
 k-means clusters), `delift_strata` DELIFT inside strata of group x answer label
 (`selection.strata: group_label`, the greedy) and `delift_temp` the same with a tempered draw
-(`selection.temperature`, `temperature`); plain `delift` runs with all of them off, whatever
+(`selection.temperature`, `temperature`), `delift_seq` that draw made pick by pick
+(`selection.draw: sequential`); plain `delift` runs with all of them off, whatever
 params.yaml says, and the other methods too (the options are delift's only).
 """
 
@@ -32,8 +33,8 @@ __all__ = ["Run", "grid", "first_version_overrides", "against", "CONTINUAL", "CO
 CONTINUAL = {"flcg": ("delift", "incremental"), "refresh": ("delift", "refresh"),
              "random_additions": ("random", "incremental"),
              "stratified_additions": ("stratified_random", "incremental")}
-# delift + embedding coverage / balanced budget / strata (greedy) / strata (tempered draw)
-VARIANT_METHODS = ("delift_cov", "delift_bal", "delift_strata", "delift_temp")
+# delift + embedding coverage / balanced budget / strata (greedy) / strata (tempered draw) / strata (sequential draw)
+VARIANT_METHODS = ("delift_cov", "delift_bal", "delift_strata", "delift_temp", "delift_seq")
 COMPARE_METHODS = (*METHODS, *VARIANT_METHODS)
 DEFAULT_COVERAGE = 0.25
 DEFAULT_CLUSTERS = 12
@@ -41,9 +42,10 @@ DEFAULT_TEMPERATURE = DRAW_TEMPERATURE
 # the delift options a compare method sets from a CLI value: method -> (params key under selection, CLI flag)
 OPTIONS = {"delift_cov": ("embedding_coverage", "--embedding-coverage"),
            "delift_bal": ("balance_clusters", "--balance-clusters"),
-           "delift_temp": ("temperature", "--temperature")}
+           "delift_temp": ("temperature", "--temperature"), "delift_seq": ("temperature", "--temperature")}
 # every run sets each delift option: off, unless its method turns it on
-OFF = {"embedding_coverage": "0", "balance_clusters": "0", "strata": "none", "temperature": "null"}
+OFF = {"embedding_coverage": "0", "balance_clusters": "0", "strata": "none", "temperature": "null",
+       "draw": "independent"}
 BASELINES = ("full", "random", "stratified_random", "random_additions", "stratified_additions")  # compared against, never compared
 
 
@@ -57,7 +59,7 @@ class Run:
     update: str | None = None  # data.train of the update (continual comparison)
     coverage: float = DEFAULT_COVERAGE  # selection.embedding_coverage of delift_cov runs
     clusters: int = DEFAULT_CLUSTERS  # selection.balance_clusters of delift_bal runs
-    temperature: float = DEFAULT_TEMPERATURE  # selection.temperature of delift_temp runs
+    temperature: float = DEFAULT_TEMPERATURE  # selection.temperature of delift_temp and delift_seq runs
 
     def overrides(self) -> list[str]:
         """`dvc exp run -S` arguments of this run."""
@@ -78,12 +80,13 @@ class Run:
                 "delift_bal": {"balance_clusters": str(self.clusters)},
                 "delift_strata": {"strata": "group_label"},
                 "delift_temp": {"strata": "group_label", "temperature": f"{self.temperature:g}"},
+                "delift_seq": {"strata": "group_label", "temperature": f"{self.temperature:g}", "draw": "sequential"},
                 }.get(self.method, {})
 
     def option(self) -> float | int | None:
         """The value of the delift option this run's method sets from a CLI value (None for other methods)."""
         return {"delift_cov": self.coverage, "delift_bal": self.clusters,
-                "delift_temp": self.temperature}.get(self.method)
+                "delift_temp": self.temperature, "delift_seq": self.temperature}.get(self.method)
 
     def key(self) -> tuple[str, str, str]:
         return self.method, str(self.budget), str(self.seed)
@@ -101,7 +104,7 @@ def grid(methods: Sequence[str], budgets: Sequence[float | int], seeds: Sequence
     the continual variants per budget and seed instead (`variants` of CONTINUAL, None: all four,
     in CONTINUAL's order), grouped by budget. `coverage`: the embedding coverage weight of
     `delift_cov` runs; `clusters`: the balance clusters of `delift_bal` runs; `temperature`: the
-    draw's temperature of `delift_temp` runs."""
+    draw's temperature of `delift_temp` and `delift_seq` runs."""
     if not budgets or not seeds:
         raise InputError("--budgets and --seeds: need at least one value each")
     if update is not None:
@@ -118,7 +121,7 @@ def grid(methods: Sequence[str], budgets: Sequence[float | int], seeds: Sequence
         raise InputError(f"--embedding-coverage {coverage!r}: expected a number > 0")
     if "delift_bal" in methods and not (isinstance(clusters, int) and clusters >= 2):
         raise InputError(f"--balance-clusters {clusters!r}: expected a whole number >= 2")
-    if "delift_temp" in methods and not (temperature >= 0 and temperature < float("inf")):
+    if {"delift_temp", "delift_seq"} & set(methods) and not (temperature >= 0 and temperature < float("inf")):
         raise InputError(f"--temperature {temperature!r}: expected a number >= 0")
     runs = []
     for method in methods:
@@ -131,14 +134,17 @@ def grid(methods: Sequence[str], budgets: Sequence[float | int], seeds: Sequence
 def against(method: str) -> list[str]:
     """The methods `method` is compared with, on the same budget except `full`: random and
     stratified random (random additions in a continual comparison) and full; the delift
-    variants (delift_cov, delift_bal, delift_strata, delift_temp) also against delift, flcg also
-    against refresh. [] for a baseline."""
+    variants (delift_cov, delift_bal, delift_strata, delift_temp, delift_seq) also against delift,
+    delift_seq also against delift_temp (the draw it changes), flcg also against refresh. [] for a
+    baseline."""
     if method in BASELINES:
         return []
     names = ["random_additions", "stratified_additions"] if method in CONTINUAL else ["random", "stratified_random"]
     names.append("full")
     if method in VARIANT_METHODS:  # the option against the plain method it changes
         names.append("delift")
+    if method == "delift_seq":
+        names.append("delift_temp")
     if method == "flcg":  # continuation against re-selecting from scratch
         names.append("refresh")
     return names

@@ -166,7 +166,7 @@ def _submodular(plan: Plan, spec: SelectionSpec, block, coverage_block, balance,
         return select_stratified(plan.ground, kernel, plan.budget, strata, objective=plan.objective,
                                  extra=None if plan.objective == "fl" else extra, eta=spec.eta, nu=spec.nu,
                                  scaling=spec.scaling, temperature=spec.temperature, seed=spec.seed,
-                                 stop_at_zero_gain=spec.stop_at_zero_gain, method=spec.method)
+                                 stop_at_zero_gain=spec.stop_at_zero_gain, method=spec.method, draw=spec.draw)
     common = {"scaling": spec.scaling, "stop_at_zero_gain": spec.stop_at_zero_gain, "method": spec.method,
               "balance": balance}
     if spec.coverage_weight:

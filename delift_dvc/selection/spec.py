@@ -14,7 +14,7 @@ class SelectionSpec:
     baseline and of the clusters; `coverage_weight` of the similarity objective added to a
     delift selection (0: off); `balance_clusters` MiniLM clusters splitting a delift budget
     (0 or 1: off); `strata` (none, group, group_label) and `temperature` (None: the greedy;
-    >= 0: a tempered draw) of a stratified selection (selection.stratified), with
+    >= 0: a tempered draw, `draw` independent or sequential) of a stratified selection (selection.stratified), with
     `strata_clusters` MiniLM clusters as the groups when the data has a single one. How many
     to pick is the plan's (the budget rule applied once)."""
 
@@ -28,6 +28,7 @@ class SelectionSpec:
     balance_clusters: int = 0
     strata: str = "none"
     temperature: float | None = None
+    draw: str = "independent"
     strata_clusters: int = 16
 
     @property

@@ -10,9 +10,13 @@ stratum's values set no scale. FLMI keeps every query column, FLCG every private
 Inside a stratum the picks are either the greedy's (``temperature`` None) or a tempered draw
 without replacement: Gumbel top-k on ``temperature * z(singleton gain)``, seeded, where a
 candidate's singleton gain is the objective of it alone (the greedy's first-step gain) and z its
-standard score within the stratum. Temperature 0 is a uniform draw inside each stratum
-(stratified random at the strata's granularity); larger values approach the greedy's first pick
-order. The strata's picks are merged round-robin: by (rank + 1/2) / quota, then stratum name.
+standard score within the stratum (``draw`` "independent"). With ``draw`` "sequential" each pick
+is drawn in turn by its marginal gain given the picks so far (z over the candidates left, a fresh
+Gumbel key per step), so a candidate that covers what a pick already covers, a near-duplicate
+above all, loses its weight once its twin is in. Temperature 0 is a uniform draw inside each
+stratum (stratified random at the strata's granularity) either way; larger values approach the
+greedy's first pick order (independent) or the greedy itself (sequential). The strata's picks are
+merged round-robin: by (rank + 1/2) / quota, then stratum name.
 
 Pure: ids, arrays and labels in, a Subset out.
 """
@@ -34,9 +38,10 @@ from delift_dvc.selection.sparse import SparseKernel, prepare_sparse
 
 __all__ = ["STRATA", "MAX_LABELS", "normalise_label", "label_groups", "stratum_labels", "select_stratified",
            "singleton_gains", "check_temperature", "AUTO_TEMPERATURE", "DRAW_TEMPERATURE", "resolve_temperature",
-           "MEAN_CLUSTER_SIZE", "cluster_count"]
+           "MEAN_CLUSTER_SIZE", "cluster_count", "DRAWS", "check_draw"]
 
 STRATA = ("none", "group", "group_label")  # selection.strata
+DRAWS = ("independent", "sequential")  # selection.draw: by singleton gains, or by marginal gains pick by pick
 MAX_LABELS = 16  # a group is a label format when it has at most this many distinct normalised responses
 END_MARKERS = ("<|endoftext|>", "</s>", "<|im_end|>", "<|eot_id|>")
 
@@ -102,20 +107,44 @@ def check_temperature(temperature: float | None) -> float | None:
     return float(temperature)
 
 
+def check_draw(draw: str) -> str:
+    """`draw` if it is one of DRAWS; ArgumentError otherwise."""
+    if draw not in DRAWS:
+        raise ArgumentError("draw", f"{draw!r}: expected one of {', '.join(DRAWS)}")
+    return draw
+
+
+def _gain_terms(kernel: np.ndarray | SparseKernel, objective: str, query_kernel, eta: float, private_kernel,
+                nu: float) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray]:
+    """(v, rows, cols, base) of the greedy's marginal gains: v = min(K, cap) (dense [n_t, n_c], or
+    the sparse entries with their rows and cols), base [n_t] the starting best per target."""
+    if isinstance(kernel, SparseKernel):
+        base, cap = prepare_sparse(kernel, objective, query_kernel, eta, private_kernel, nu)
+        rows = kernel.rows()
+        v = kernel.values if cap is None else np.minimum(kernel.values, cap[rows])
+        return v, rows, kernel.indices, base
+    k, base, cap = dense_blocks(kernel, objective, query_kernel, eta, private_kernel, nu)
+    v = k.astype(np.float64) if cap is None else np.minimum(k, cap[:, None])
+    return v, None, None, base
+
+
+def _column_gains(v: np.ndarray, rows: np.ndarray | None, cols: np.ndarray | None, best: np.ndarray,
+                  n_cols: int) -> np.ndarray:
+    """Marginal gain of every candidate given the best value so far per target, float64 [n_cols]:
+    sum over targets i of max(v[i, j] - best[i], 0) (a missing sparse entry adds 0)."""
+    if rows is None:
+        return np.maximum(v - best[:, None], 0.0).sum(axis=0)
+    terms = np.maximum(v - best[rows], 0.0)
+    return np.bincount(cols, weights=terms, minlength=n_cols).astype(np.float64)
+
+
 def singleton_gains(kernel: np.ndarray | SparseKernel, objective: str = "fl", *, query_kernel=None, eta: float = 1.0,
                     private_kernel=None, nu: float = 1.0) -> np.ndarray:
     """f({j}) for every candidate j, float64 [n_candidates]: sum over targets i of
     max(min(K[i, j], cap_i) - base_i, 0) (cap = eta * max_q Kq[i, q] for flmi, base = nu *
     max_p Kp[i, p] for flcg); a missing sparse entry counts as 0, as in the greedy."""
-    if isinstance(kernel, SparseKernel):
-        base, cap = prepare_sparse(kernel, objective, query_kernel, eta, private_kernel, nu)
-        rows = kernel.rows()
-        v = kernel.values if cap is None else np.minimum(kernel.values, cap[rows])
-        terms = np.maximum(v - base[rows], 0.0)
-        return np.bincount(kernel.indices, weights=terms, minlength=kernel.shape[1]).astype(np.float64)
-    k, base, cap = dense_blocks(kernel, objective, query_kernel, eta, private_kernel, nu)
-    v = k.astype(np.float64) if cap is None else np.minimum(k, cap[:, None])
-    return np.maximum(v - base[:, None], 0.0).sum(axis=0)
+    v, rows, cols, base = _gain_terms(kernel, objective, query_kernel, eta, private_kernel, nu)
+    return _column_gains(v, rows, cols, base, kernel.shape[1])
 
 
 def _z(x: np.ndarray) -> np.ndarray:
@@ -133,7 +162,7 @@ def _block(kernel, rows: np.ndarray, cols: np.ndarray):
 def select_stratified(ids: Sequence[str], kernel: np.ndarray | SparseKernel, budget: int | float,
                       strata: Sequence[str], *, objective: str = "fl", extra=None, eta: float = 1.0, nu: float = 1.0,
                       scaling: str = "joint", temperature: float | None = None, seed: int = 0,
-                      stop_at_zero_gain: bool = False, method: str = "delift") -> Subset:
+                      stop_at_zero_gain: bool = False, method: str = "delift", draw: str = "independent") -> Subset:
     """A stratified subset of `ids` (the ground set; kernel [n, n], rows targets, columns
     candidates, both in the order of `ids`; raw values, NaN or a missing sparse entry unscored);
     extra [n, |Q| or |P|]: the query (flmi) or private (flcg) block. strata[k]: the stratum of
@@ -143,6 +172,7 @@ def select_stratified(ids: Sequence[str], kernel: np.ndarray | SparseKernel, bud
     if objective not in OBJECTIVES:
         raise ArgumentError("objective", f"'{objective}': expected one of {', '.join(OBJECTIVES)}")
     temperature = check_temperature(temperature)
+    draw = check_draw(draw)
     n = len(ids)
     if len(strata) != n:
         raise ValueError(f"strata has {len(strata)} labels for {n} ids")
@@ -175,8 +205,9 @@ def select_stratified(ids: Sequence[str], kernel: np.ndarray | SparseKernel, bud
                               stop_at_zero_gain=stop_at_zero_gain, **kw)
             picks, gains, value = result.indices.tolist(), result.gains.tolist(), float(result.objective)
         else:
-            picks, gains, value = _tempered(blocks[0], int(quota[s]), objective, kw, eta, nu, temperature,
-                                            (seed, s), stop_at_zero_gain)
+            drawer = _tempered if draw == "independent" else _sequential
+            picks, gains, value = drawer(blocks[0], int(quota[s]), objective, kw, eta, nu, temperature,
+                                         (seed, s), stop_at_zero_gain)
         total += value
         q = int(quota[s])
         ranked += [((r + 0.5) / q, s, member_ids[j], g) for r, (j, g) in enumerate(zip(picks, gains))]
@@ -186,6 +217,8 @@ def select_stratified(ids: Sequence[str], kernel: np.ndarray | SparseKernel, bud
               "temperature": temperature}
     if temperature is not None:
         params["seed"] = seed
+        if draw != "independent":  # the record of an independent draw stays as it was before draws had a name
+            params["draw"] = draw
     params.update({"flmi": {"eta": eta}, "flcg": {"nu": nu}}.get(objective, {}))
     return Subset([t[2] for t in ranked], [float(t[3]) for t in ranked], total, method, objective, params)
 
@@ -205,3 +238,39 @@ def _tempered(kernel, n_pick: int, objective: str, kw: dict, eta: float, nu: flo
               for r in range(len(picks))]
     gains = np.diff(np.asarray([0.0, *values])).tolist()
     return picks, gains, values[-1] if values else 0.0
+
+
+def _sequential(kernel, n_pick: int, objective: str, kw: dict, eta: float, nu: float, temperature: float,
+                seed: tuple[int, int], stop_at_zero_gain: bool) -> tuple[list[int], list[float], float]:
+    """(picks, their marginal gains in draw order, objective) of n_pick draws one after another:
+    step r picks the argmax of temperature * z(marginal gain given the r picks so far, z over the
+    candidates left) + Gumbel noise (numpy's PCG64 seeded by `seed`, a key per candidate per
+    step), i.e. a candidate left with probability proportional to exp(temperature * z). The
+    marginal gains are the greedy's. With stop_at_zero_gain the draw stops when no candidate left
+    adds anything."""
+    v, rows, cols, base = _gain_terms(kernel, objective, kw.get("query_kernel"), eta, kw.get("private_kernel"), nu)
+    best = np.array(base, dtype=np.float64)
+    n_cols = kernel.shape[1]
+    rng = np.random.default_rng(list(seed))
+    left = np.ones(n_cols, dtype=bool)
+    picks: list[int] = []
+    gains: list[float] = []
+    for _ in range(min(n_pick, n_cols)):
+        gain = _column_gains(v, rows, cols, best, n_cols)
+        keys = np.full(n_cols, -np.inf)
+        keys[left] = temperature * _z(gain[left])
+        if stop_at_zero_gain:
+            keys[~(gain > 0)] = -np.inf
+        noise = rng.gumbel(size=n_cols)
+        if not np.isfinite(keys).any():
+            break
+        j = int(np.argmax(keys + noise))
+        picks.append(j)
+        gains.append(float(gain[j]))
+        left[j] = False
+        if rows is None:
+            best = np.maximum(best, v[:, j])
+        else:
+            mine = cols == j
+            np.maximum.at(best, rows[mine], v[mine])
+    return picks, gains, float(np.maximum(best - base, 0.0).sum())

@@ -32,7 +32,7 @@ def selection_spec(selection) -> SelectionSpec:
                          stop_at_zero_gain=selection.stop_at_zero_gain, seed=selection.seed,
                          coverage_weight=selection.embedding_coverage, balance_clusters=selection.balance_clusters,
                          strata=selection.strata,
-                         temperature=resolve_temperature(selection.temperature, selection.strata),
+                         temperature=resolve_temperature(selection.temperature, selection.strata), draw=selection.draw,
                          strata_clusters=selection.strata_clusters)
 
 

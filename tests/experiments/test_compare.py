@@ -145,7 +145,7 @@ def test_summary_mean_and_spread_by_hand():
 
 
 def test_grid_composition_and_unknown_method():
-    from delift_dvc.experiments.grid import grid
+    from delift_dvc.experiments.grid import against, grid
     from delift_dvc.errors import InputError
 
     runs = grid(["delift", "random", "full"], [0.1, 0.3], [0, 1, 2])
@@ -175,6 +175,14 @@ def test_grid_composition_and_unknown_method():
     assert {"selection.method=delift", "selection.balance_clusters=8"} <= set(balanced.overrides())
     with pytest.raises(InputError, match="--balance-clusters 1: expected a whole number >= 2"):
         grid(["delift_bal"], [0.3], [0], clusters=1)
+    tempered, sequential = grid(["delift_temp", "delift_seq"], [0.3], [0], temperature=2.0)
+    assert {"selection.strata=group_label", "selection.temperature=2", "selection.draw=independent"} <= \
+        set(tempered.overrides())
+    assert {"selection.method=delift", "selection.strata=group_label", "selection.temperature=2",
+            "selection.draw=sequential"} <= set(sequential.overrides())
+    assert "selection.draw=independent" in plain.overrides() and "delift_temp" in against("delift_seq")
+    with pytest.raises(InputError, match="--temperature -1.0: expected a number >= 0"):
+        grid(["delift_seq"], [0.3], [0], temperature=-1.0)
     two_budgets = grid([], [0.1, 0.3], [0], update="data/v2.jsonl")
     assert [(r.budget, r.method) for r in two_budgets] == [
         (b, m) for b in (0.1, 0.3) for m in ("flcg", "refresh", "random_additions", "stratified_additions")]

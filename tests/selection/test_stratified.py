@@ -1,6 +1,8 @@
 """Stratified selection against the definition: quotas by largest remainders, per stratum the
 objective on the stratum's own min-max scaled block (a naive greedy written here), tempered
-draws by their limits (temperature 0 is uniform, a huge one the order of singleton gains)."""
+draws by their limits (temperature 0 is uniform, a huge one the order of singleton gains) and by
+their exact probabilities (chi-square), the sequential draw against the definition's pick-by-pick
+softmax of marginal gains."""
 
 from __future__ import annotations
 
@@ -139,9 +141,9 @@ def test_sparse_kernel_with_missing_entries_gives_the_dense_subset(pool):
     np.fill_diagonal(present, True)
     dense = np.where(present, K, np.nan)
     sparse = SparseKernel.from_dense(K, present)
-    for temperature in (None, 1.0):
-        a = select_stratified(ids, dense, 6, strata, temperature=temperature, seed=4)
-        b = select_stratified(ids, sparse, 6, strata, temperature=temperature, seed=4)
+    for temperature, draw in ((None, "independent"), (1.0, "independent"), (1.0, "sequential")):
+        a = select_stratified(ids, dense, 6, strata, temperature=temperature, seed=4, draw=draw)
+        b = select_stratified(ids, sparse, 6, strata, temperature=temperature, seed=4, draw=draw)
         assert a.ids == b.ids and a.gains == pytest.approx(b.gains)
 
 
@@ -240,6 +242,99 @@ def test_run_plan_stratifies_by_the_strata_it_gets():
     assert got.ids == want.ids
     with pytest.raises(ValueError, match="stratum of every ground sample"):
         run_plan(plan, SelectionSpec(strata="group"), K)
+
+
+def test_a_sequential_draw_of_two_follows_the_pick_by_pick_softmax_of_marginal_gains():
+    """P(picks = (a, b)) = s1(a) * s2(b | a), s_r the softmax of t * z(marginal gain) over the
+    columns left, the gains f(S + j) - f(S) of facility location on the min-max scaled kernel (the
+    definition, by hand); chi-square over 6,000 seeded draws of two picks (30 ordered pairs)."""
+    rng = np.random.default_rng(5)
+    n, temperature, draws = 6, 1.5, 6000
+    ids = [f"s{k}" for k in range(n)]
+    K = rng.random((n, n))
+    scaled = (K - K.min()) / (K.max() - K.min())
+
+    def softmax_left(chosen):
+        left = [j for j in range(n) if j not in chosen]
+        gain = np.array([value(scaled, chosen + [j]) - value(scaled, chosen) for j in left])
+        z = (gain - gain.mean()) / gain.std()
+        w = np.exp(temperature * z)
+        return dict(zip(left, w / w.sum()))
+
+    first = softmax_left([])
+    p = {(a, b): first[a] * q for a in range(n) for b, q in softmax_left([a]).items()}
+    counts = Counter(tuple(ids.index(i) for i in select_stratified(ids, K, 2, ["x"] * n, temperature=temperature,
+                                                                    seed=seed, draw="sequential").ids)
+                     for seed in range(draws))
+    assert set(counts) <= set(p)
+    chi2 = sum((counts[k] - draws * q) ** 2 / (draws * q) for k, q in p.items())
+    assert chi2 < 58.3, chi2  # p = 0.001 at 29 degrees of freedom
+
+
+@pytest.mark.parametrize("objective", ["fl", "flmi", "flcg"])
+def test_a_sequential_draw_at_a_huge_temperature_is_the_greedy(pool, objective):
+    ids, K, strata = pool
+    extra = np.random.default_rng(9).normal(size=(len(ids), 3)) if objective != "fl" else None
+    got = select_stratified(ids, K, 9, strata, objective=objective, extra=extra, temperature=1e9, seed=0,
+                            draw="sequential")
+    greedy = select_stratified(ids, K, 9, strata, objective=objective, extra=extra)
+
+    def adding(subset):  # candidates that add nothing tie, and a draw breaks ties at random
+        return [i for i, g in zip(subset.ids, subset.gains) if g > 1e-12]
+
+    assert adding(got) == adding(greedy)
+    assert got.objective == pytest.approx(greedy.objective) and got.gains == pytest.approx(greedy.gains)
+
+
+def test_a_sequential_draw_does_not_take_the_twin_of_a_pick():
+    """Columns 0 and 1 are the same candidate twice and cover half the targets best: drawn by
+    their gains alone both come first; drawn pick by pick the twin adds nothing once one is in."""
+    rng = np.random.default_rng(4)
+    n = 10
+    ids = [f"s{k}" for k in range(n)]
+    K = rng.random((n, n)) * 0.5
+    K[:, 1] = K[:, 0] = np.r_[np.full(5, 1.0), np.full(5, 0.45)]
+    for seed in range(20):
+        independent = select_stratified(ids, K, 2, ["x"] * n, temperature=50.0, seed=seed)
+        sequential = select_stratified(ids, K, 2, ["x"] * n, temperature=50.0, seed=seed, draw="sequential")
+        assert set(independent.ids) == {"s0", "s1"}
+        assert len({"s0", "s1"} & set(sequential.ids)) == 1
+        assert sequential.params["draw"] == "sequential" and "draw" not in independent.params
+
+
+def test_a_sequential_draw_at_temperature_zero_is_uniform_inside_each_stratum():
+    n = 12
+    ids = [f"s{k:02d}" for k in range(n)]
+    strata = ["a"] * 8 + ["b"] * 4
+    K = np.eye(n) + np.arange(n)[None, :] * 0.1
+    counts = Counter()
+    for seed in range(600):
+        counts.update(select_stratified(ids, K, 3, strata, temperature=0.0, seed=seed, draw="sequential").ids)
+    for i in ids:
+        assert 100 < counts[i] < 200, (i, counts[i])
+
+
+def test_bad_draw_names_the_argument_and_the_key(tmp_path):
+    with pytest.raises(ArgumentError, match="draw"):
+        select_stratified(["a", "b"], np.eye(2), 1, ["x", "x"], temperature=1.0, draw="greedy")
+    from delift_dvc.config import load_params
+
+    path = tmp_path / "params.yaml"
+    for text, message in (("selection: {draw: greedy}\n", "selection.draw 'greedy': expected one of"),
+                          ("selection: {draw: sequential, method: random}\n",
+                           "selection.draw 'sequential': only used by selection.method delift or delift_se, not "
+                           "random (set it to independent)"),
+                          ("selection: {draw: sequential, temperature: null}\n",
+                           "selection.draw 'sequential': only used by a tempered draw"),
+                          ("selection: {draw: sequential, strata: none}\n",
+                           "selection.temperature 'auto' with selection.strata none picks greedily")):
+        path.write_text(text)
+        with pytest.raises(InputError, match=message.replace(".", r"\.").replace("(", r"\(").replace(")", r"\)")):
+            load_params(path)
+    for text in ("selection: {draw: sequential}\n", "selection: {draw: sequential, strata: none, temperature: 1}\n",
+                 "selection: {method: random, draw: independent}\n"):
+        path.write_text(text)
+        load_params(path)
 
 
 def test_bad_temperature_names_the_argument_and_the_key(tmp_path):
