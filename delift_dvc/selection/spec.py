@@ -13,9 +13,10 @@ class SelectionSpec:
     `nu`; kernel `scaling` (joint | separate); `stop_at_zero_gain`; `seed` of the random
     baseline and of the clusters; `coverage_weight` of the similarity objective added to a
     delift selection (0: off); `balance_clusters` MiniLM clusters splitting a delift budget
-    (0 or 1: off); `strata` (none, group, group_label) and `temperature` (None: the greedy;
-    >= 0: a tempered draw, `draw` independent or sequential) of a stratified selection (selection.stratified), with
-    `strata_clusters` MiniLM clusters as the groups when the data has a single one. How many
+    (0 or 1: off); `strata` (none, group, group_label), `temperature` (None: the greedy;
+    >= 0: a tempered draw) and `draw` (independent or sequential) of a stratified selection
+    (selection.stratified), with `strata_clusters` MiniLM clusters as the groups when the data
+    has a single one. How many
     to pick is the plan's (the budget rule applied once)."""
 
     method: str = "delift"
