@@ -31,19 +31,23 @@ def composition(ids: list[str], defect: dict[str, str]) -> str:
     return f"{bad:.1%} | " + " | ".join(str(counts[d]) for d in DEFECTS)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def pool_check(doc: str) -> tuple[list[float], list[int], list, Path, Path, str]:
+    """The command line of a composition check on a `--task pool` project (--project, --budgets,
+    --seeds): (budgets, seeds, the pool's samples, its train file, params.yaml, store)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--project", type=Path, required=True)
     ap.add_argument("--budgets", default="0.1,0.3")
     ap.add_argument("--seeds", default="0,1,2")
     args = ap.parse_args()
-    budgets = [float(b) for b in args.budgets.split(",")]
-    seeds = [int(s) for s in args.seeds.split(",")]
     data = "data/raw/train.jsonl"
     samples = project_samples(args.project, data, ["params.yaml"], "defect", "make_claim_project.py")
+    return ([float(b) for b in args.budgets.split(",")], [int(s) for s in args.seeds.split(",")], samples,
+            args.project / data, args.project / "params.yaml", str(args.project / "store"))
+
+
+def main() -> None:
+    budgets, seeds, samples, train, params, store = pool_check(__doc__)
     defect = {s.id: s.record["defect"] for s in samples}
-    train, params = args.project / data, args.project / "params.yaml"
-    store = str(args.project / "store")
     print(f"pool: {len(samples)} samples, " + composition(list(defect), defect).replace(" | ", ", ", 1))
     picked: dict[tuple, list[str]] = {}
     for distance in ("l2", "nll"):

@@ -15,14 +15,11 @@ prefers, not which subset trains the better model.
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections import Counter
-from pathlib import Path
 
-from distance_check import composition
+from distance_check import composition, pool_check
 from pool_composition import DEFECTS
-from pools import project_samples
 
 from delift_dvc import api
 
@@ -37,18 +34,9 @@ def twins(ids: list[str], records: dict[str, dict]) -> int:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--project", type=Path, required=True)
-    ap.add_argument("--budgets", default="0.1,0.3")
-    ap.add_argument("--seeds", default="0,1,2")
-    args = ap.parse_args()
-    budgets = [float(b) for b in args.budgets.split(",")]
-    seeds = [int(s) for s in args.seeds.split(",")]
-    data = "data/raw/train.jsonl"
-    samples = project_samples(args.project, data, ["params.yaml"], "defect", "make_claim_project.py")
+    budgets, seeds, samples, train, params, store = pool_check(__doc__)
     records = {s.id: s.record for s in samples}
     defect = {i: r["defect"] for i, r in records.items()}
-    train, params, store = args.project / data, args.project / "params.yaml", str(args.project / "store")
     print(f"pool: {len(samples)} samples, " + composition(list(defect), defect).replace(" | ", ", ", 1)
           + f", {twins(list(records), records)} twins")
     start = time.perf_counter()
