@@ -283,6 +283,14 @@ def test_a_sequential_draw_at_a_huge_temperature_is_the_greedy(pool, objective):
         return [i for i, g in zip(subset.ids, subset.gains) if g > 1e-12]
 
     assert adding(got) == adding(greedy)
+    # gains only shrink, so the picks that add something are each stratum's first ones: those of
+    # the naive greedy written from the definition
+    where = dict(zip(ids, strata))
+    positive: dict[str, list[str]] = {}
+    for i in adding(got):
+        positive.setdefault(where[i], []).append(i)
+    want = oracle(ids, K, strata, 9, objective, extra)
+    assert positive == {s: want[s][:len(picks)] for s, picks in positive.items()}
     assert got.objective == pytest.approx(greedy.objective) and got.gains == pytest.approx(greedy.gains)
 
 
