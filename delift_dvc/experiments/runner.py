@@ -45,6 +45,8 @@ def run_grid(runs: Sequence[Run], out: str | Path, params_path: str = "params.ya
     done = {(r["method"], r["budget"], r["seed"]) for r in read_rows(table, COLUMNS)}
     todo = [run for run in runs if run.key() not in done]
     _check_options(read_protocol(out), out / "protocol.json", runs, done)
+    if todo:
+        _check_store(Path(params.store_dir))
     echo(f"{len(runs)} runs, {len(runs) - len(todo)} already in {table}, {len(todo)} to run")
     if dry_run:
         _run_all(todo, params, out, dry_run, echo)
@@ -79,6 +81,27 @@ def _harvest(run: Run, params, out: Path, score_seconds: float | None = None) ->
     append_rows(out / "compare_subsets.csv", subset_rows(run, Path(params.data.selected)), SUBSET_COLUMNS, 4)
     _record_protocol(out, Path(params.metrics), run)
     append_rows(out / "compare.csv", rows, COLUMNS, 5)
+
+
+def _check_store(store: Path) -> None:
+    """Refuse a sweep while the store holds values its dvc.lock entry does not record (filled in
+    file mode, or copied in): before a stage runs, `dvc exp run` resets a `persist: true` output
+    to its dvc.lock state, which would delete them. `dvc repro score` records them."""
+    if not store.is_dir() or not any(path.is_file() for path in store.rglob("*")):
+        return
+    done = subprocess.run(["dvc", "status", "--json"], capture_output=True, text=True)
+    try:
+        stages = json.loads(done.stdout) if done.returncode == 0 else {}
+    except json.JSONDecodeError:  # not DVC's JSON: `dvc exp run` reports the problem itself
+        return
+    unrecorded = {"modified", "new"}
+    for stage, changes in stages.items():
+        for change in changes:
+            outs = change.get("changed outs", {}) if isinstance(change, dict) else {}
+            if any(Path(path) == store and state in unrecorded for path, state in outs.items()):
+                raise InputError(f"{store}: holds values dvc.lock does not record (written outside the "
+                                 f"pipeline); `dvc exp run` would reset it to dvc.lock and lose them: "
+                                 f"run `dvc repro {stage}` first")
 
 
 def _drop_unfinished(out: Path, done: set) -> None:
