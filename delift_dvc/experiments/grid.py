@@ -100,9 +100,11 @@ def grid(methods: Sequence[str], budgets: Sequence[float | int], seeds: Sequence
          update: str | None = None, coverage: float = DEFAULT_COVERAGE,
          clusters: int = DEFAULT_CLUSTERS, temperature: float = DEFAULT_TEMPERATURE,
          variants: Sequence[str] | None = None) -> list[Run]:
-    """The runs: every method once per budget and seed (`full` at budget 1.0); with `update`,
-    the continual variants per budget and seed instead (`variants` of CONTINUAL, None: all four,
-    in CONTINUAL's order), grouped by budget. `coverage`: the embedding coverage weight of
+    """The runs: every method once per budget and seed (`full` once per seed, at budget 1.0);
+    with `update`, the continual variants per budget and seed instead (`variants` of CONTINUAL,
+    None: all four, in CONTINUAL's order). Ordered budget by budget and, inside a budget, seed by
+    seed with every method of a seed before the next seed, so a sweep stopped early leaves whole
+    seeds to compare. `coverage`: the embedding coverage weight of
     `delift_cov` runs; `clusters`: the balance clusters of `delift_bal` runs; `temperature`: the
     draw's temperature of `delift_temp` and `delift_seq` runs."""
     if not budgets or not seeds:
@@ -113,7 +115,7 @@ def grid(methods: Sequence[str], budgets: Sequence[float | int], seeds: Sequence
             raise InputError(f"--methods with --update: unknown continual variant {unknown[0]!r} "
                              f"(known: {', '.join(CONTINUAL)})")
         chosen = [m for m in CONTINUAL if variants is None or m in variants]
-        return [Run(m, b, s, update) for b in budgets for m in chosen for s in seeds]
+        return [Run(m, b, s, update) for b in budgets for s in seeds for m in chosen]
     unknown = [m for m in methods if m not in COMPARE_METHODS]
     if unknown:
         raise InputError(f"--methods: unknown method {unknown[0]!r} (known: {', '.join(COMPARE_METHODS)})")
@@ -124,10 +126,11 @@ def grid(methods: Sequence[str], budgets: Sequence[float | int], seeds: Sequence
     if {"delift_temp", "delift_seq"} & set(methods) and not (temperature >= 0 and temperature < float("inf")):
         raise InputError(f"--temperature {temperature!r}: expected a number >= 0")
     runs = []
-    for method in methods:
-        for budget in ([1.0] if method == "full" else budgets):
-            runs.extend(Run(method, budget, seed, coverage=coverage, clusters=clusters, temperature=temperature)
-                        for seed in seeds)
+    for k, budget in enumerate(budgets):
+        for seed in seeds:
+            runs.extend(Run(method, 1.0 if method == "full" else budget, seed, coverage=coverage,
+                            clusters=clusters, temperature=temperature)
+                        for method in methods if method != "full" or k == 0)
     return runs
 
 

@@ -150,11 +150,16 @@ def test_grid_composition_and_unknown_method():
 
     runs = grid(["delift", "random", "full"], [0.1, 0.3], [0, 1, 2])
     assert len(runs) == 6 + 6 + 3  # every method with every seed; full at budget 1.0
-    assert "finetune.seed=2" in runs[2].overrides() and "selection.mode=refresh" in runs[0].overrides()
+    assert [(r.method, r.budget, r.seed) for r in runs[:7]] == [  # seed by seed: a stopped sweep leaves whole seeds
+        ("delift", 0.1, 0), ("random", 0.1, 0), ("full", 1.0, 0), ("delift", 0.1, 1), ("random", 0.1, 1),
+        ("full", 1.0, 1), ("delift", 0.1, 2)]
+    assert [(r.method, r.budget, r.seed) for r in runs[9:11]] == [("delift", 0.3, 0), ("random", 0.3, 0)]
+    assert sorted(r.key() for r in runs) == sorted({r.key() for r in runs})  # no run twice
+    assert "finetune.seed=2" in runs[6].overrides() and "selection.mode=refresh" in runs[0].overrides()
     update = grid([], [0.3], [0, 1], update="data/v2.jsonl")
-    assert [r.method for r in update] == ["flcg", "flcg", "refresh", "refresh", "random_additions", "random_additions",
-                                          "stratified_additions", "stratified_additions"]
-    assert {"data.train=data/v2.jsonl", "selection.method=random", "selection.mode=incremental"} <= set(update[-3].overrides())
+    assert [r.method for r in update] == ["flcg", "refresh", "random_additions", "stratified_additions"] * 2
+    assert [r.seed for r in update] == [0] * 4 + [1] * 4
+    assert {"data.train=data/v2.jsonl", "selection.method=random", "selection.mode=incremental"} <= set(update[-2].overrides())
     assert {"data.train=data/v2.jsonl", "selection.method=stratified_random", "selection.mode=incremental",
             "selection.strata=none", "selection.temperature=null"} <= set(update[-1].overrides())
     assert "selection.strata=none" not in update[0].overrides()  # flcg runs the project's own selection
