@@ -15,6 +15,8 @@ from delift_dvc.experiments.grid import OPTIONS, Run, first_version_overrides
 from delift_dvc.experiments.harvest import (COLUMNS, SAMPLE_COLUMNS, SUBSET_COLUMNS, append_rows, read_rows,
                                             run_rows, sample_rows, stage_seconds, subset_rows, write_rows)
 from delift_dvc.stages.outputs import METRICS
+from delift_dvc.stages.score import shared_root
+from delift_dvc.store.shared import SharedPool
 
 __all__ = ["run_grid", "read_protocol", "restore_project"]
 
@@ -45,12 +47,15 @@ def run_grid(runs: Sequence[Run], out: str | Path, params_path: str = "params.ya
     done = {(r["method"], r["budget"], r["seed"]) for r in read_rows(table, COLUMNS)}
     todo = [run for run in runs if run.key() not in done]
     _check_options(read_protocol(out), out / "protocol.json", runs, done)
-    if todo:
+    pool = shared_root(params.scoring.shared_store, params.store_dir)
+    if todo and pool is None:
         _check_store(Path(params.store_dir))
     echo(f"{len(runs)} runs, {len(runs) - len(todo)} already in {table}, {len(todo)} to run")
     if dry_run:
         _run_all(todo, params, out, dry_run, echo)
         return
+    if todo and pool is not None:
+        _keep_store(Path(params.store_dir), pool, echo)
     _drop_unfinished(out, done)
     _save_project(out)
     try:
@@ -83,10 +88,21 @@ def _harvest(run: Run, params, out: Path, score_seconds: float | None = None) ->
     append_rows(out / "compare.csv", rows, COLUMNS, 5)
 
 
+def _keep_store(store: Path, pool: Path, echo: Callable[[str], None]) -> None:
+    """Link the store's segments into the shared pool (scoring.shared_store) before the runs:
+    before a stage runs, `dvc exp run` resets a `persist: true` output to its dvc.lock state,
+    which deletes values written outside the pipeline (file mode, a copied store); each run's
+    score stage takes them back from the pool."""
+    with SharedPool(pool) as shared:
+        linked = shared.push(store)
+    if linked:
+        echo(f"{linked} segments of {store} linked into the shared store {pool}, where every run finds them")
+
+
 def _check_store(store: Path) -> None:
-    """Refuse a sweep while the store holds values its dvc.lock entry does not record (filled in
-    file mode, or copied in): before a stage runs, `dvc exp run` resets a `persist: true` output
-    to its dvc.lock state, which would delete them. `dvc repro score` records them."""
+    """Without a shared pool, refuse a sweep while the store holds values its dvc.lock entry
+    does not record (filled in file mode, or copied in): `dvc exp run` would reset the store to
+    its dvc.lock state and delete them. `dvc repro score` records them."""
     if not store.is_dir() or not any(path.is_file() for path in store.rglob("*")):
         return
     done = subprocess.run(["dvc", "status", "--json"], capture_output=True, text=True)
@@ -101,7 +117,7 @@ def _check_store(store: Path) -> None:
             if any(Path(path) == store and state in unrecorded for path, state in outs.items()):
                 raise InputError(f"{store}: holds values dvc.lock does not record (written outside the "
                                  f"pipeline); `dvc exp run` would reset it to dvc.lock and lose them: "
-                                 f"run `dvc repro {stage}` first")
+                                 f"run `dvc repro {stage}` first, or set scoring.shared_store")
 
 
 def _drop_unfinished(out: Path, done: set) -> None:
