@@ -47,15 +47,12 @@ def run_grid(runs: Sequence[Run], out: str | Path, params_path: str = "params.ya
     done = {(r["method"], r["budget"], r["seed"]) for r in read_rows(table, COLUMNS)}
     todo = [run for run in runs if run.key() not in done]
     _check_options(read_protocol(out), out / "protocol.json", runs, done)
-    pool = shared_root(params.scoring.shared_store, params.store_dir)
-    if todo and pool is None:
-        _check_store(Path(params.store_dir))
+    if todo:
+        _protect_store(params, dry_run, echo)
     echo(f"{len(runs)} runs, {len(runs) - len(todo)} already in {table}, {len(todo)} to run")
     if dry_run:
         _run_all(todo, params, out, dry_run, echo)
         return
-    if todo and pool is not None:
-        _keep_store(Path(params.store_dir), pool, echo)
     _drop_unfinished(out, done)
     _save_project(out)
     try:
@@ -88,15 +85,20 @@ def _harvest(run: Run, params, out: Path, score_seconds: float | None = None) ->
     append_rows(out / "compare.csv", rows, COLUMNS, 5)
 
 
-def _keep_store(store: Path, pool: Path, echo: Callable[[str], None]) -> None:
-    """Link the store's segments into the shared pool (scoring.shared_store) before the runs:
-    before a stage runs, `dvc exp run` resets a `persist: true` output to its dvc.lock state,
-    which deletes values written outside the pipeline (file mode, a copied store); each run's
-    score stage takes them back from the pool."""
-    with SharedPool(pool) as shared:
-        linked = shared.push(store)
-    if linked:
-        echo(f"{linked} segments of {store} linked into the shared store {pool}, where every run finds them")
+def _protect_store(params, dry_run: bool, echo: Callable[[str], None]) -> None:
+    """Before a stage runs, `dvc exp run` resets a `persist: true` output to its dvc.lock state,
+    which deletes values written into the store outside the pipeline (file mode, a copied store).
+    With a shared pool (scoring.shared_store) the store's segments are linked into it (not in a
+    dry run), and each run's score stage takes them back; without one, such a store is refused."""
+    store = Path(params.store_dir)
+    pool = shared_root(params.scoring.shared_store, store)
+    if pool is None:
+        _check_store(store)
+    elif not dry_run:
+        with SharedPool(pool) as shared:
+            linked = shared.push(store)
+        if linked:
+            echo(f"{linked} segments of {store} linked into the shared store {pool}, where every run finds them")
 
 
 def _check_store(store: Path) -> None:
