@@ -36,7 +36,8 @@ OPTION_KEYS = {
     "k": "utility", "lm_pairs": "utility", "strategy": "utility", "rounds": "utility", "method": "selection",
     "budget": "selection", "eta": "selection", "nu": "selection", "scaling": "selection", "seed": "selection",
     "embedding_coverage": "selection", "balance_clusters": "selection", "strata": "selection",
-    "temperature": "selection", "draw": "selection", "strata_clusters": "selection", "embedding_model": "utility",
+    "temperature": "selection", "draw": "selection", "strata_clusters": "selection", "allocation": "selection",
+    "embedding_model": "utility",
 }
 
 

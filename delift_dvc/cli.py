@@ -93,7 +93,7 @@ SCORE_KEYS = ["store", "model", "dtype", "device", "max_length", "batch_tokens",
               "rounds", "budget", "embedding_model"]
 SELECT_KEYS = ["store", "model", "dtype", "device", "max_length", "overflow", "distance", "pairs", "k", "lm_pairs",
                "strategy", "rounds", "method", "budget", "eta", "nu", "scaling", "seed", "embedding_coverage",
-               "balance_clusters", "strata", "temperature", "draw", "strata_clusters", "embedding_model"]
+               "balance_clusters", "strata", "temperature", "draw", "strata_clusters", "allocation", "embedding_model"]
 STORE_HELP = "Store directory (default: params.yaml's, else 'store')."
 # how a key's annotation reads on the command line (threads, batch_tokens: auto or a count; budget: the budget rule)
 CLICK_TYPES = {"int": int, "float": float, "str": str, "str | None": str, "int | str": AUTO_INT, "float | int": BUDGET,
@@ -332,7 +332,7 @@ def upgrade(dvc_file, params_path) -> None:
 
 @cli.command()
 @click.option("--methods", default="delift_temp,delift,delift_se,random,stratified_random,full", show_default=True,
-              help="Comma-separated selection methods (with --update: continual variants, default all four).")
+              help="Comma-separated selection methods (with --update: continual variants, default the first four).")
 @click.option("--budgets", default="0.1,0.3,0.5", show_default=True, help="Comma-separated budgets.")
 @click.option("--seeds", default="0,1,2", show_default=True,
               help="Fine-tuning seeds, for every method (also the random baseline's selection seed).")
@@ -358,12 +358,14 @@ def compare(methods, budgets, seeds, update, coverage, clusters, temperature, ou
     paired differences with bootstrap intervals) and OUT/compare.png.
 
     Methods: delift (the paper's plain DELIFT: every option off), delift_se, random,
-    stratified_random, full, delift_cov (delift with --embedding-coverage) and delift_bal (delift
+    stratified_random, balanced_random (stratified random with selection.allocation balanced),
+    full, delift_cov (delift with --embedding-coverage) and delift_bal (delift
     with --balance-clusters), delift_strata (delift inside strata of group x answer label,
     selection.strata group_label, the greedy) and delift_temp (the same with a tempered draw at
     --temperature: params.yaml's default selection), delift_seq (that draw made pick by pick,
-    selection.draw sequential). With --update, the continual variants flcg
-    and refresh (the project's own selection settings), random_additions and stratified_additions.
+    selection.draw sequential), delift_balanced (delift_temp with selection.allocation balanced).
+    With --update, the continual variants flcg and refresh (the project's own selection settings),
+    random_additions and stratified_additions, and on request balanced_additions.
 
     Example: delift-dvc compare --methods delift_temp,stratified_random,random --budgets 0.3 --seeds 0,1,2
     """

@@ -1,9 +1,16 @@
-"""A format-balanced budget: a partition-matroid constraint for the greedy.
+"""How a budget splits across parts, and a format-balanced budget for the greedy.
 
-The candidates are split into parts (clusters of their sentence embeddings, found without any
-label), and the budget is split across the parts in proportion to their size. The greedy then
-picks the best candidate among the parts that still have room: the standard greedy for a
-monotone submodular function under a partition matroid (a 1/2 approximation).
+A budget splits across parts (groups, strata, clusters) in one of two ways
+(`selection.allocation`): `proportional` to their size (largest remainders), which allocates like
+the data, or `balanced`, as equal as the part sizes allow (water-filling: every part gets the same
+count, a part smaller than that count all of its samples, and what they leave goes on being
+shared equally by the others), which allocates like a target that weighs every part the same.
+
+The format-balanced budget: the candidates are split into parts (clusters of their sentence
+embeddings, found without any label), and the budget is split across the parts in proportion to
+their size. The greedy then picks the best candidate among the parts that still have room: the
+standard greedy for a monotone submodular function under a partition matroid (a 1/2
+approximation).
 
 Pure: vectors and labels in, labels and quotas out.
 """
@@ -12,7 +19,11 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["Partition", "embedding_clusters", "quotas", "check_parts"]
+from delift_dvc.errors import ArgumentError
+
+__all__ = ["Partition", "embedding_clusters", "quotas", "balanced_quotas", "allocate", "ALLOCATIONS", "check_parts"]
+
+ALLOCATIONS = ("proportional", "balanced")  # selection.allocation
 
 
 def embedding_clusters(vectors: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
@@ -55,6 +66,40 @@ def quotas(labels: np.ndarray, n_pick: int) -> np.ndarray:
     order = np.lexsort((np.arange(sizes.size), -remainder))  # largest remainder, then lower label
     quota[order[:missing]] += 1
     return quota
+
+
+def balanced_quotas(labels: np.ndarray, n_pick: int) -> np.ndarray:
+    """Picks per part, int64 [n_parts] (parts are labels 0..max): n_pick split as equally as the
+    part sizes allow (the quota vector with the smallest sum of squares under quota <= size): every
+    part not yet full gets the same count, round after round; the last picks, fewer than the parts
+    left, go one each to the largest parts (ties to the lower label). ValueError when n_pick
+    exceeds the number of candidates."""
+    labels = check_parts(labels, None)
+    sizes = np.bincount(labels).astype(np.int64) if labels.size else np.zeros(0, np.int64)
+    n = int(sizes.sum())
+    if not 0 <= n_pick <= n:
+        raise ValueError(f"balanced_quotas: {n_pick} picks from {n} candidates")
+    quota = np.zeros_like(sizes)
+    left = int(n_pick)
+    while left > 0:
+        room = np.flatnonzero(quota < sizes)  # every part with room holds the same quota here
+        level = left // room.size
+        if level == 0:
+            order = np.lexsort((room, -sizes[room]))  # largest part first, then lower label
+            quota[room[order[:left]]] += 1
+            break
+        add = np.minimum(level, sizes[room] - quota[room])
+        quota[room] += add
+        left -= int(add.sum())
+    return quota
+
+
+def allocate(labels: np.ndarray, n_pick: int, allocation: str = "proportional") -> np.ndarray:
+    """Picks per part, int64 [n_parts], by `allocation` (ALLOCATIONS): :func:`quotas` or
+    :func:`balanced_quotas`."""
+    if allocation not in ALLOCATIONS:
+        raise ArgumentError("allocation", f"{allocation!r}: expected one of {', '.join(ALLOCATIONS)}")
+    return quotas(labels, n_pick) if allocation == "proportional" else balanced_quotas(labels, n_pick)
 
 
 def check_parts(labels: object, n: int | None) -> np.ndarray:

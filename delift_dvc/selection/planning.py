@@ -103,7 +103,7 @@ def plan_files(data_ids: Sequence[str], extra_ids: Sequence[str], budget: int | 
 def run_plan(plan: Plan, spec: SelectionSpec, block: np.ndarray | SparseKernel | None, *,
              coverage_block: np.ndarray | SparseKernel | None = None,
              balance: Sequence[int] | None = None, groups: Sequence[str] | None = None,
-             strata: Sequence[str] | None = None) -> Subset:
+             strata: Sequence[str] | None = None, strata_groups: Sequence[str] | None = None) -> Subset:
     """Select per `plan` with `spec`. block [|ground|, |examples|] (dense array or
     SparseKernel): utility (delift) or similarity (delift_se) of each ground target with each
     example; None for random/full. coverage_block: a second kernel of the same shape
@@ -112,14 +112,15 @@ def run_plan(plan: Plan, spec: SelectionSpec, block: np.ndarray | SparseKernel |
     picks are split across the parts in proportion to their size (see select_submodular).
     groups: the group of each ground sample (plan.ground's order), read by stratified_random.
     strata: the stratum of each ground sample (plan.ground's order), read when spec.stratifies
-    (see selection.stratified).
+    (see selection.stratified); strata_groups: the group of each (read by a balanced
+    allocation: the data's groups, or the clusters that stand in for them).
     The returned subset is kept + picks, with gain 0.0 for the kept samples."""
     if plan.budget == 0 or not plan.ground:
         picks = Subset([], [], 0.0, spec.method, plan.objective, {"budget": plan.budget})
     elif spec.method in BASELINES:
         picks = BASELINES[spec.method](plan, spec, groups)
     else:
-        picks = _submodular(plan, spec, block, coverage_block, balance, strata)
+        picks = _submodular(plan, spec, block, coverage_block, balance, strata, strata_groups)
     return Subset(
         plan.kept + picks.ids,
         [0.0] * len(plan.kept) + picks.gains,
@@ -134,7 +135,7 @@ def run_plan(plan: Plan, spec: SelectionSpec, block: np.ndarray | SparseKernel |
 BASELINES = {
     "random": lambda plan, spec, groups: random_subset(plan.ground, plan.budget, spec.seed),
     "stratified_random": lambda plan, spec, groups: stratified_random(plan.ground, _groups(plan, groups),
-                                                                      plan.budget, spec.seed),
+                                                                      plan.budget, spec.seed, spec.allocation),
     "full": lambda plan, spec, groups: full_set(plan.ground),
 }
 
@@ -158,7 +159,7 @@ def _split(plan: Plan, block) -> tuple:
     return block[:, ground_cols], block[:, extra_cols]
 
 
-def _submodular(plan: Plan, spec: SelectionSpec, block, coverage_block, balance, strata) -> Subset:
+def _submodular(plan: Plan, spec: SelectionSpec, block, coverage_block, balance, strata, strata_groups) -> Subset:
     kernel, extra = _split(plan, block)
     if spec.stratifies:
         if strata is None or len(strata) != len(plan.ground):
@@ -166,7 +167,8 @@ def _submodular(plan: Plan, spec: SelectionSpec, block, coverage_block, balance,
         return select_stratified(plan.ground, kernel, plan.budget, strata, objective=plan.objective,
                                  extra=None if plan.objective == "fl" else extra, eta=spec.eta, nu=spec.nu,
                                  scaling=spec.scaling, temperature=spec.temperature, seed=spec.seed,
-                                 stop_at_zero_gain=spec.stop_at_zero_gain, method=spec.method, draw=spec.draw)
+                                 stop_at_zero_gain=spec.stop_at_zero_gain, method=spec.method, draw=spec.draw,
+                                 allocation=spec.allocation, groups=strata_groups)
     common = {"scaling": spec.scaling, "stop_at_zero_gain": spec.stop_at_zero_gain, "method": spec.method,
               "balance": balance}
     if spec.coverage_weight:

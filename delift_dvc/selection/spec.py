@@ -16,7 +16,8 @@ class SelectionSpec:
     (0 or 1: off); `strata` (none, group, group_label), `temperature` (None: the greedy;
     >= 0: a tempered draw) and `draw` (independent or sequential) of a stratified selection
     (selection.stratified), with `strata_clusters` MiniLM clusters as the groups when the data
-    has a single one. How many
+    has a single one; `allocation` (proportional or balanced) of a stratified selection's and of
+    stratified_random's budget across the groups. How many
     to pick is the plan's (the budget rule applied once)."""
 
     method: str = "delift"
@@ -31,6 +32,7 @@ class SelectionSpec:
     temperature: float | None = None
     draw: str = "independent"
     strata_clusters: int = 16
+    allocation: str = "proportional"
 
     @property
     def adds_coverage(self) -> bool:

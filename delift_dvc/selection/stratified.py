@@ -2,7 +2,10 @@
 
 The ground set is cut into strata (a sample's group, or its group and answer label for label
 formats); the budget is split across the strata in proportion to their size (largest
-remainders, ties to the stratum whose name sorts first, :func:`balance.quotas`); inside each
+remainders, ties to the stratum whose name sorts first, :func:`balance.quotas`), or, with
+``allocation`` "balanced", first across the groups as equally as their sizes allow
+(:func:`balance.balanced_quotas`) and then inside each group across its strata in proportion
+to their size (so a label format keeps its labels' proportions); inside each
 stratum the objective (fl, flmi or flcg) runs on that stratum's own block of the kernel: the
 columns of other strata are dropped, and the block is min-max scaled on its own, so another
 stratum's values set no scale. FLMI keeps every query column, FLCG every private column.
@@ -29,7 +32,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from delift_dvc.errors import ArgumentError
-from delift_dvc.selection.balance import quotas
+from delift_dvc.selection.balance import allocate, quotas
 from delift_dvc.selection.budget import resolve_budget
 from delift_dvc.selection.greedy import evaluate, maximize
 from delift_dvc.selection.methods import Subset, scaled_blocks
@@ -38,7 +41,7 @@ from delift_dvc.selection.sparse import SparseKernel, prepare_sparse
 
 __all__ = ["STRATA", "MAX_LABELS", "normalise_label", "label_groups", "stratum_labels", "select_stratified",
            "singleton_gains", "check_temperature", "AUTO_TEMPERATURE", "DRAW_TEMPERATURE", "resolve_temperature",
-           "MEAN_CLUSTER_SIZE", "cluster_count", "DRAWS", "check_draw"]
+           "MEAN_CLUSTER_SIZE", "cluster_count", "DRAWS", "check_draw", "stratum_quotas"]
 
 STRATA = ("none", "group", "group_label")  # selection.strata
 DRAWS = ("independent", "sequential")  # selection.draw: by singleton gains, or by marginal gains pick by pick
@@ -162,13 +165,15 @@ def _block(kernel, rows: np.ndarray, cols: np.ndarray):
 def select_stratified(ids: Sequence[str], kernel: np.ndarray | SparseKernel, budget: int | float,
                       strata: Sequence[str], *, objective: str = "fl", extra=None, eta: float = 1.0, nu: float = 1.0,
                       scaling: str = "joint", temperature: float | None = None, seed: int = 0,
-                      stop_at_zero_gain: bool = False, method: str = "delift", draw: str = "independent") -> Subset:
+                      stop_at_zero_gain: bool = False, method: str = "delift", draw: str = "independent",
+                      allocation: str = "proportional", groups: Sequence[str] | None = None) -> Subset:
     """A stratified subset of `ids` (the ground set; kernel [n, n], rows targets, columns
     candidates, both in the order of `ids`; raw values, NaN or a missing sparse entry unscored);
     extra [n, |Q| or |P|]: the query (flmi) or private (flcg) block. strata[k]: the stratum of
-    ids[k]. Quotas per stratum by largest remainders (a stratum may get none when the budget is
-    smaller than the number of strata); inside each, the greedy or the tempered draw (see the
-    module docstring). objective = the sum of the strata's objectives, each on its own scaled block."""
+    ids[k]; groups[k] its group (read by a balanced allocation; every stratum lies in one group).
+    Quotas per stratum by `allocation` (a stratum may get none when the budget is smaller than
+    the number of strata); inside each, the greedy or the tempered draw (see the module
+    docstring). objective = the sum of the strata's objectives, each on its own scaled block."""
     if objective not in OBJECTIVES:
         raise ArgumentError("objective", f"'{objective}': expected one of {', '.join(OBJECTIVES)}")
     temperature = check_temperature(temperature)
@@ -184,7 +189,7 @@ def select_stratified(ids: Sequence[str], kernel: np.ndarray | SparseKernel, bud
     names = sorted(set(strata))
     index = {name: s for s, name in enumerate(names)}
     labels = np.array([index[s] for s in strata], dtype=np.int64)
-    quota = quotas(labels, n_pick) if n else np.zeros(0, np.int64)
+    quota = stratum_quotas(labels, n_pick, allocation, groups) if n else np.zeros(0, np.int64)
     ranked: list[tuple[float, int, str, float]] = []  # (round-robin key, stratum, id, gain)
     total = 0.0
     for s, name in enumerate(names):
@@ -215,12 +220,38 @@ def select_stratified(ids: Sequence[str], kernel: np.ndarray | SparseKernel, bud
     params = {"budget": budget, "scaling": scaling, "stop_at_zero_gain": stop_at_zero_gain,
               "strata": len(names), "strata_without_pick": int(np.count_nonzero(quota == 0)) if n else 0,
               "temperature": temperature}
+    if allocation != "proportional":  # the record of a proportional selection stays as it was before
+        params["allocation"] = allocation
     if temperature is not None:
         params["seed"] = seed
         if draw != "independent":  # the record of an independent draw stays as it was before draws had a name
             params["draw"] = draw
     params.update({"flmi": {"eta": eta}, "flcg": {"nu": nu}}.get(objective, {}))
     return Subset([t[2] for t in ranked], [float(t[3]) for t in ranked], total, method, objective, params)
+
+
+def stratum_quotas(labels: np.ndarray, n_pick: int, allocation: str = "proportional",
+                   groups: Sequence[str] | None = None) -> np.ndarray:
+    """Picks per stratum, int64 [n_strata] (labels[k]: the stratum number of sample k): by
+    largest remainders over the strata (`proportional`), or (`balanced`) as equally as possible
+    across the groups (groups[k]: the group of sample k, one per stratum), then in proportion
+    to size across each group's strata."""
+    if allocation == "proportional":
+        return quotas(labels, n_pick)
+    if groups is None or len(groups) != len(labels):
+        raise ValueError(f"a {allocation} allocation needs the group of every sample")
+    number = {g: k for k, g in enumerate(sorted(set(groups)))}
+    group = np.array([number[g] for g in groups], dtype=np.int64)
+    of_stratum = {}
+    for s, g in zip(labels.tolist(), group.tolist()):
+        if of_stratum.setdefault(s, g) != g:
+            raise ValueError("a stratum spans more than one group")
+    quota = np.zeros(int(labels.max()) + 1, dtype=np.int64)
+    for g, q in enumerate(allocate(group, n_pick, allocation).tolist()):
+        inside = np.flatnonzero(group == g)
+        local, numbered = np.unique(labels[inside], return_inverse=True)
+        quota[local] = quotas(numbered, q)
+    return quota
 
 
 def _tempered(kernel, n_pick: int, objective: str, kw: dict, eta: float, nu: float, temperature: float,

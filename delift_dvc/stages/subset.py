@@ -33,7 +33,7 @@ def selection_spec(selection) -> SelectionSpec:
                          coverage_weight=selection.embedding_coverage, balance_clusters=selection.balance_clusters,
                          strata=selection.strata,
                          temperature=resolve_temperature(selection.temperature, selection.strata), draw=selection.draw,
-                         strata_clusters=selection.strata_clusters)
+                         strata_clusters=selection.strata_clusters, allocation=selection.allocation)
 
 
 def score_plan(ctx: PlanContext, params, reporter: Reporter) -> Scored:
@@ -63,7 +63,7 @@ def _delift_options(ctx: PlanContext, spec: SelectionSpec, block: Block | None,
         return {}, {}
     options, note = {}, {}
     if spec.stratifies:
-        options["strata"], note["strata_from"] = _strata(ctx, spec, groups)
+        options["strata"], options["strata_groups"], note["strata_from"] = _strata(ctx, spec, groups)
     if spec.adds_coverage:
         options["coverage_block"] = coverage_block(ctx, block)
     if spec.balances:
@@ -71,16 +71,16 @@ def _delift_options(ctx: PlanContext, spec: SelectionSpec, block: Block | None,
     return options, note
 
 
-def _strata(ctx: PlanContext, spec: SelectionSpec, groups: list[str] | None) -> tuple[list[str], str]:
-    """(the stratum of each ground sample, where its group came from: "groups", "clusters" or
-    "none"). With strata none (a temperature alone) the whole ground set is one stratum; a
+def _strata(ctx: PlanContext, spec: SelectionSpec, groups: list[str] | None) -> tuple[list[str], list[str], str]:
+    """(the stratum of each ground sample, its group, where the group came from: "groups",
+    "clusters" or "none"). With strata none (a temperature alone) the whole ground set is one stratum; a
     ground set of a single group is split into MiniLM k-means clusters (cluster_count of them)."""
     n = len(ctx.plan.ground)
     if spec.strata == "none":
-        return ["all"] * n, "none"
+        return ["all"] * n, ["all"] * n, "none"
     source = "groups"
     if groups is None or len(set(groups)) < 2:
         parts = embedding_parts(ctx, cluster_count(n, spec.strata_clusters), spec.seed)
         groups, source = [f"cluster_{int(p):03d}" for p in parts], "clusters"
     responses = [ctx.samples[i].response for i in ctx.plan.ground]
-    return stratum_labels(groups, responses, spec.strata), source
+    return stratum_labels(groups, responses, spec.strata), groups, source

@@ -188,6 +188,22 @@ def test_grid_composition_and_unknown_method():
     assert "selection.draw=independent" in plain.overrides() and "delift_temp" in against("delift_seq")
     with pytest.raises(InputError, match="--temperature -1.0: expected a number >= 0"):
         grid(["delift_seq"], [0.3], [0], temperature=-1.0)
+    tempered, balanced, balanced_random, stratified = grid(
+        ["delift_temp", "delift_balanced", "balanced_random", "stratified_random"], [0.3], [0])
+    assert "selection.allocation=proportional" in tempered.overrides()
+    assert {"selection.method=delift", "selection.strata=group_label", "selection.temperature=1",
+            "selection.allocation=balanced"} <= set(balanced.overrides())
+    assert {"selection.method=stratified_random", "selection.allocation=balanced", "selection.strata=none"} <= \
+        set(balanced_random.overrides())
+    assert {"selection.method=stratified_random", "selection.allocation=proportional"} <= \
+        set(stratified.overrides())
+    assert {"delift_temp", "balanced_random", "random", "stratified_random"} <= set(against("delift_balanced"))
+    assert against("balanced_random") == [] and "balanced_additions" in against("flcg")
+    added = grid([], [0.3], [0], update="data/v2.jsonl", variants=["flcg", "balanced_additions"])
+    assert [r.method for r in added] == ["flcg", "balanced_additions"]
+    assert {"selection.method=stratified_random", "selection.allocation=balanced", "selection.mode=incremental"} <= \
+        set(added[1].overrides())
+    assert "selection.allocation=proportional" in update[-1].overrides()
     two_budgets = grid([], [0.1, 0.3], [0], update="data/v2.jsonl")
     assert [(r.budget, r.method) for r in two_budgets] == [
         (b, m) for b in (0.1, 0.3) for m in ("flcg", "refresh", "random_additions", "stratified_additions")]
