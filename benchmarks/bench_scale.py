@@ -11,6 +11,12 @@ drawn from a fixed function of the features (the LM labels would take days), whi
 same time. The dense estimate is n^2 + n passes at the same rate, and 8 n^2 bytes of kernel.
 
     python benchmarks/bench_scale.py --n 1000 5000 50000
+
+`--write-pool FILE --n N` writes the N samples' records (as they are in ../shared/data, one per
+line, sorted by sample id) to FILE instead, for an end-to-end run of the real pipeline on them:
+
+    python benchmarks/bench_scale.py --n 10000 --write-pool ../scale10k/pool.jsonl
+    cd ../scale10k && delift-dvc score pool.jsonl --store store --pairs surrogate
 """
 
 from __future__ import annotations
@@ -30,7 +36,12 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 def records(n: int) -> list:
     """n distinct samples of P3 (all templates of p3 and p3_t0) and gsm8k train, drawn in one
-    seeded shuffle of all their rows (empty completions skipped)."""
+    seeded shuffle of all their rows (empty completions skipped), sorted by id."""
+    return [sample for sample, _ in drawn(n)]
+
+
+def drawn(n: int) -> list:
+    """(sample, its record's line) of the n samples of `records`, sorted by sample id."""
     import random
 
     from delift_dvc.data.samples import to_sample
@@ -49,12 +60,12 @@ def records(n: int) -> list:
         sample = to_sample(record, where)
         if sample.id not in seen:
             seen.add(sample.id)
-            samples.append(sample)
+            samples.append((sample, line))
             if len(samples) == n:
                 break
     if len(samples) < n:
         raise SystemExit(f"only {len(samples)} distinct samples in ../shared/data")
-    return sorted(samples, key=lambda s: s.id)
+    return sorted(samples, key=lambda pair: pair[0].id)
 
 
 def one(n: int, k: int, lm_pairs: int, lm_sample: int) -> dict:
@@ -125,8 +136,17 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=32)
     ap.add_argument("--lm-pairs", type=int, default=8)
     ap.add_argument("--lm-sample", type=int, default=400, help="LM sequences actually run per n")
+    ap.add_argument("--write-pool", type=Path, help="write the records of the one --n to this file and stop")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.write_pool:
+        if len(args.n) != 1:
+            raise SystemExit("--write-pool takes one --n")
+        args.write_pool.parent.mkdir(parents=True, exist_ok=True)
+        lines = [line for _, line in drawn(args.n[0])]
+        args.write_pool.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        print(f"{args.write_pool}: {len(lines):,} records")
+        return
     if args.one:
         print(json.dumps(one(args.one, args.k, args.lm_pairs, args.lm_sample)))
         return
