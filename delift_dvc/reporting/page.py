@@ -23,7 +23,7 @@ def _number(value: float | None, digits: int = 4) -> str:
 
 
 def _facts(r: SelectionReport) -> list[tuple[str, str]]:
-    facts = [("method", r.method), ("mode", r.mode), ("budget", str(r.budget)),
+    facts = [("method", r.method), ("mode", r.mode), ("budget", str(r.budget)), ("allocation", r.allocation),
              ("selected", f"{r.n_selected} of {r.n_samples} samples"),
              ("objective", f"{r.objective_name} = {r.objective:.6g}"), ("scorer", r.scorer or "none (no LM values)"),
              ("data version", r.version),
@@ -107,7 +107,7 @@ def html(report: SelectionReport, quality: Quality | None = None) -> str:
     flagged = report.flagged
     warning = (f'<p class="warning">{len(flagged)} of {len(report.groups)} groups have no or few picks: '
                f'{escape(", ".join(g.group for g in flagged))}</p>' if flagged else
-               "<p>Every group has at least half of its proportional share of picks.</p>")
+               f"<p>Every group has at least half of its {report.allocation} share of picks.</p>")
     gains = (_line_svg(report.gains) if report.gains and any(report.gains) else
              '<p class="muted">No gains: this method picks without an objective.</p>')
     hist = (_bars_svg(report.histogram) if report.histogram and any(c for _, c in report.histogram) else
@@ -126,7 +126,7 @@ def html(report: SelectionReport, quality: Quality | None = None) -> str:
 <h1>Selection report</h1>
 <table class="summary">{facts}</table>
 <h2>Composition per group</h2>{warning}
-<table id="composition"><tr><th>group</th><th>pool</th><th>picked</th><th>proportional</th>
+<table id="composition"><tr><th>group</th><th>pool</th><th>picked</th><th>{report.allocation}</th>
 <th>share of pool / of subset</th><th>flag</th></tr>{rows}</table>
 <h2>Gains</h2>{gains}
 <h2>Utility of the stored pairs</h2>{hist}
@@ -149,12 +149,12 @@ def markdown(report: SelectionReport, quality: Quality | None = None) -> str:
     `quality`, the comparison's Markdown as compare wrote it."""
     lines = ["# Selection report", ""]
     lines += [f"- **{k}**: {_cell(v)}" for k, v in _facts(report)]
-    lines += ["", "| group | pool | picked | proportional | flag |", "|---|---:|---:|---:|---|"]
+    lines += ["", f"| group | pool | picked | {report.allocation} | flag |", "|---|---:|---:|---:|---|"]
     lines += [f"| {_cell(g.group)} | {g.pool} | {g.selected} | {g.expected:.1f} | {g.flag} |" for g in report.groups]
     flagged = report.flagged
     lines += ["", (f"**{len(flagged)} of {len(report.groups)} groups have no or few picks:** "
                    + ", ".join(_cell(g.group) for g in flagged)) if flagged else
-              "Every group has at least half of its proportional share of picks."]
+              f"Every group has at least half of its {report.allocation} share of picks."]
     if report.gains and any(report.gains):
         lines += ["", f"Gains: first {report.gains[0]:.4g}, last {report.gains[-1]:.4g}, "
                       f"total {sum(report.gains):.4g} over {len(report.gains)} picks."]

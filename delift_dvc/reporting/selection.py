@@ -8,14 +8,17 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from delift_dvc.config import Params
 from delift_dvc.errors import InputError
+from delift_dvc.selection.balance import balanced_quotas
 from delift_dvc.stages.ingest import prepared_groups, prepared_pool
 from delift_dvc.stages.outputs import PLOTS
 from delift_dvc.stages.select import read_record
 from delift_dvc.store import Store
 
-FEW_SHARE = 0.5  # a group is flagged "few picks" below this share of its proportional picks
+FEW_SHARE = 0.5  # a group is flagged "few picks" below this share of its expected picks
 SHOWN = 3  # picks and unpicked samples shown per group
 SNIPPET = 160  # characters of a prompt or response shown
 
@@ -36,12 +39,12 @@ class Shown:
 
 @dataclass(frozen=True)
 class GroupRow:
-    """A group's pool and subset counts, its proportional share of the picks and its flag."""
+    """A group's pool and subset counts, its expected share of the picks and its flag."""
 
     group: str
     pool: int
     selected: int
-    expected: float  # pool share x subset size
+    expected: float  # pool share x subset size (proportional), or its balanced quota (balanced)
     flag: str  # "", "no pick" or "few picks"
     picks: list[Shown] = field(default_factory=list)
     unpicked: list[Shown] = field(default_factory=list)
@@ -64,6 +67,7 @@ class SelectionReport:
     gains: list[float]
     histogram: list[tuple[float, int]]  # (UF bin centre, pairs)
     groups: list[GroupRow]
+    allocation: str = "proportional"  # what a group's expected picks follow (selection.allocation)
 
     @property
     def flagged(self) -> list[GroupRow]:
@@ -95,7 +99,7 @@ def _mean_uf(params: Params, record: dict) -> dict[str, float]:
 
 def flag(pool: int, selected: int, expected: float) -> str:
     """"no pick" for a group without a pick, "few picks" for fewer than FEW_SHARE of its
-    proportional share (when that share is at least one pick), else ""."""
+    expected share (when that share is at least one pick), else ""."""
     if pool and selected == 0:
         return "no pick"
     if expected >= 1 and selected < FEW_SHARE * expected:
@@ -127,11 +131,13 @@ def gather(params: Params) -> SelectionReport:
     for s in pool:  # pool order: sorted by id, so "typical" unpicked samples are content-hash draws
         members.setdefault(groups[s.id], []).append(s.id)
     rows = []
-    for name in sorted(members):
+    names = sorted(members)
+    allocation = record.get("params", {}).get("allocation", "proportional")
+    shares = expected_picks([len(members[name]) for name in names], n_selected, allocation)
+    for name, expected in zip(names, shares):
         ids = members[name]
         picked = sorted((i for i in ids if i in rank), key=rank.__getitem__)
         others = [i for i in ids if i not in rank]
-        expected = len(ids) / len(pool) * n_selected
         rows.append(GroupRow(name, len(ids), len(picked), expected, flag(len(ids), len(picked), expected),
                              [shown(i) for i in picked[:SHOWN]], [shown(i) for i in others[:SHOWN]]))
     return SelectionReport(
@@ -139,7 +145,17 @@ def gather(params: Params) -> SelectionReport:
         n_selected=n_selected, objective_name=record["objective_name"], objective=record["objective"],
         scorer=record.get("scorer"), version=record["version"]["name"], counts=record.get("counts", {}),
         n_added=len(record.get("added", [])), n_kept=len(record.get("kept", [])), gains=list(gains),
-        histogram=_histogram(Path(params.plots) / PLOTS["utility_hist"]), groups=rows)
+        histogram=_histogram(Path(params.plots) / PLOTS["utility_hist"]), groups=rows, allocation=allocation)
+
+
+def expected_picks(sizes: list[int], n_selected: int, allocation: str = "proportional") -> list[float]:
+    """Each group's expected picks of a subset of n_selected from groups of these sizes: its
+    pool share times n_selected (proportional), or its balanced quota (balanced)."""
+    total = sum(sizes)
+    if allocation == "balanced" and total:
+        labels = np.repeat(np.arange(len(sizes)), sizes)
+        return [float(q) for q in balanced_quotas(labels, min(n_selected, total))]
+    return [size / total * n_selected if total else 0.0 for size in sizes]
 
 
 @dataclass(frozen=True)

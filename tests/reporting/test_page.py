@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from delift_dvc.reporting.page import html, markdown
-from delift_dvc.reporting.selection import GroupRow, SelectionReport, flag
+from delift_dvc.reporting.selection import GroupRow, SelectionReport, expected_picks, flag
 
 
 def test_flags_by_hand():
@@ -12,6 +12,16 @@ def test_flags_by_hand():
     assert flag(10, 1, 2.1) == "few picks"
     assert flag(10, 0, 0.0) == "no pick" and flag(0, 0, 0.0) == ""
     assert flag(3, 0, 0.9) == "no pick" and flag(3, 1, 0.9) == ""
+
+
+def test_expected_picks_follow_the_allocation():
+    # 15 picks from groups of 100, 5 and 5: proportional 13.64 / 0.68 / 0.68, balanced 5 / 5 / 5
+    proportional = expected_picks([100, 5, 5], 15)
+    assert [round(x, 4) for x in proportional] == [round(100 * 15 / 110, 4), round(75 / 110, 4), round(75 / 110, 4)]
+    assert expected_picks([100, 5, 5], 15, "balanced") == [5.0, 5.0, 5.0]
+    assert expected_picks([100, 5, 5], 4, "balanced") == [2.0, 1.0, 1.0]  # the extra pick to the largest
+    # a balanced subset's 5 picks of the large group are "few" only against the proportional share
+    assert flag(100, 5, proportional[0]) == "few picks" and flag(100, 5, 5.0) == ""
 
 
 def report(mode: str, counts: dict) -> SelectionReport:
