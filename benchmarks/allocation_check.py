@@ -34,9 +34,11 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--update", help="the next version's data file, relative to the project (continual)")
     args = ap.parse_args()
-    train, params, store = args.project / "data/raw/train.jsonl", args.project / "params.yaml", str(args.project / "store")
+    train, params = args.project / "data/raw/train.jsonl", args.project / "params.yaml"
+    store = str(args.project / "store")
     if not train.is_file() or not params.is_file():
-        raise SystemExit(f"{args.project}: needs data/raw/train.jsonl and params.yaml (a make_claim_project.py project)")
+        raise SystemExit(f"{args.project}: needs data/raw/train.jsonl and params.yaml "
+                         "(a make_claim_project.py project)")
     update = None if args.update is None else args.project / args.update
     ground = load_samples(update if update else train)
     group = {s.id: str(s.record.get("template", "?")) for s in ground}

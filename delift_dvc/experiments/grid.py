@@ -137,7 +137,8 @@ def grid(methods: Sequence[str], budgets: Sequence[float | int], seeds: Sequence
         raise InputError(f"--embedding-coverage {coverage!r}: expected a number > 0")
     if "delift_bal" in methods and not (isinstance(clusters, int) and clusters >= 2):
         raise InputError(f"--balance-clusters {clusters!r}: expected a whole number >= 2")
-    if {"delift_temp", "delift_seq", "delift_balanced"} & set(methods) and not (temperature >= 0 and temperature < float("inf")):
+    drawn = {"delift_temp", "delift_seq", "delift_balanced"} & set(methods)
+    if drawn and not (temperature >= 0 and temperature < float("inf")):
         raise InputError(f"--temperature {temperature!r}: expected a number >= 0")
     runs = []
     for k, budget in enumerate(budgets):

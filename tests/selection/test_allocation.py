@@ -132,7 +132,8 @@ def test_bad_allocation_names_the_key(tmp_path):
         path.write_text(text)
         with pytest.raises(InputError, match=message.replace(".", r"\.")):
             load_params(path)
-    for text in ("selection: {allocation: balanced}\n", "selection: {allocation: balanced, method: stratified_random}\n",
+    for text in ("selection: {allocation: balanced}\n",
+                 "selection: {allocation: balanced, method: stratified_random}\n",
                  "selection: {allocation: balanced, method: delift_se, strata: group}\n",
                  "selection: {allocation: balanced, temperature: null}\n"):
         path.write_text(text)
