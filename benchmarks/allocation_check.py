@@ -9,8 +9,8 @@ It scores the project's pool (data/raw/train.jsonl) in file mode with the projec
 (`selection.allocation: proportional`) and with `balanced`, the rest of the settings the
 project's, and prints per run the picks per group under each and how many picks the two subsets
 share. With `--update`, each budget and seed first selects the project's pool by the default,
-then adds to it from the update file's new samples (FLCG in file mode, `existing` = that first
-subset) under each allocation, and compares the additions. Two subsets that are the same are the
+then adds to it from the update file's new samples, those not in the pool (FLCG in file mode,
+`existing` = that first subset) under each allocation, and compares the additions. Two subsets that are the same are the
 same fine-tuned model at the same seed: a pool on which they agree needs no fine-tuned grid.
 """
 
@@ -39,14 +39,15 @@ def main() -> None:
     if not train.is_file() or not params.is_file():
         raise SystemExit(f"{args.project}: needs data/raw/train.jsonl and params.yaml "
                          "(a make_claim_project.py project)")
-    update = None if args.update is None else args.project / args.update
-    ground = load_samples(update if update else train)
+    update = None
+    ground = load_samples(train)
+    if args.update:  # the update's new samples: what a data update adds from (its ground set)
+        before = {s.id for s in ground}
+        ground = [s for s in load_samples(args.project / args.update) if s.id not in before]
+        update = [s.record for s in ground]
     group = {s.id: str(s.record.get("template", "?")) for s in ground}
     start = time.perf_counter()
     counts = api.score(train, params_path=params, store=store)
-    if update:
-        first = api.select(train, params_path=params, store=store)["samples"]
-        counts = api.score(update, existing=first, params_path=params, store=store)
     print(f"scored {counts['baselines_scored']} d0 + {counts['pairs_scored']} LM pairs in "
           f"{time.perf_counter() - start:.0f} s")
     names = sorted(set(group.values()))
@@ -57,10 +58,14 @@ def main() -> None:
     for budget in [float(b) for b in args.budgets.split(",")]:
         for seed in [int(s) for s in args.seeds.split(",")]:
             kept = None
-            if update:
+            if update:  # the first subset, and what adding to it reads
                 kept = api.select(train, params_path=params, store=store, budget=budget, seed=seed)["samples"]
-            picked = {a: api.select(update or train, existing=kept, params_path=params, store=store, budget=budget,
-                                    seed=seed, allocation=a)["ids"] for a in ALLOCATIONS}
+                counts = api.score(update, existing=kept, params_path=params, store=store, budget=budget)
+                print(f"update at {budget:g}, seed {seed}: scored {counts['baselines_scored']} d0 + "
+                      f"{counts['pairs_scored']} LM pairs")
+            data = train if update is None else update
+            picked = {a: api.select(data, existing=kept, params_path=params, store=store, budget=budget, seed=seed,
+                                    allocation=a)["ids"] for a in ALLOCATIONS}
             shared = len(set(picked["proportional"]) & set(picked["balanced"]))
             runs += 1
             same += sorted(picked["proportional"]) == sorted(picked["balanced"])
