@@ -18,7 +18,7 @@ from typing import Any
 
 from delift_dvc.errors import ArgumentError, InputError
 from delift_dvc.executors import EXECUTORS
-from delift_dvc.selection.balance import ALLOCATIONS
+from delift_dvc.selection.balance import ALLOCATIONS, AUTO_ALLOCATION
 from delift_dvc.selection.budget import BudgetError, check_budget
 from delift_dvc.selection.planning import MODES
 from delift_dvc.selection.scaling import SCALINGS
@@ -288,9 +288,10 @@ class SelectionParams:
                      "near-duplicates of a pick lose weight).")
     strata_clusters: int = _key(16, integer(2), "Strata when the data has a single group: MiniLM k-means "
                                 "clusters (at most one per 8 samples).")
-    allocation: str = _key("proportional", choice(ALLOCATIONS), "Stratified selection and stratified_random: "
-                           "split the budget across the groups in proportion to their size (proportional) or "
-                           "as equally as their sizes allow (balanced).")
+    allocation: str = _key(AUTO_ALLOCATION, choice((AUTO_ALLOCATION, *ALLOCATIONS)), "Stratified selection and "
+                           "stratified_random: split the budget across the groups as equally as their sizes allow "
+                           "(balanced) or in proportion to their size (proportional); auto: balanced across the "
+                           "data's groups, proportional across the clusters that stand in for a single group.")
 
 
 @dataclass(frozen=True)
@@ -448,11 +449,11 @@ def _cross_checks(params: Params, where: str) -> None:
                 raise InputError(f"{where}: selection.{other} with {turned_on}: a stratified selection already "
                                  f"allocates by strata (set {fix} to use selection.{other}, or "
                                  f"selection.{other} to 0)")
-    if sel.allocation != SelectionParams.allocation and not (
+    if sel.allocation == "balanced" and not (
             sel.method == "stratified_random" or (sel.method in ("delift", "delift_se") and sel.strata != "none")):
         used = "selection.method stratified_random, or delift and delift_se with selection.strata group or group_label"
         raise InputError(f"{where}: selection.allocation {sel.allocation!r}: only used by {used}, not "
-                         f"{sel.method} with selection.strata {sel.strata} (set it to {SelectionParams.allocation})")
+                         f"{sel.method} with selection.strata {sel.strata} (set it to {AUTO_ALLOCATION})")
     if params.scoring.executor == "local" and params.scoring.ray_address is not None:
         raise InputError(f"{where}: scoring.ray_address is set but scoring.executor is local "
                          "(set scoring.executor: ray)")

@@ -49,6 +49,8 @@ def test_file_mode_groups_by_params_data_group_by(tmp_path):
     params.write_text(yaml.safe_dump({"data": {"group_by": "task"}}))
     chosen = api.select(records, method="stratified_random", budget=4, params_path=params)
     assert {row["group"]: row["pool"] for row in chosen["composition"]} == {"a": 6, "b": 2}
+    assert {row["group"]: row["selected"] for row in chosen["composition"]} == {"a": 2, "b": 2}  # auto: balanced
+    chosen = api.select(records, method="stratified_random", budget=4, allocation="proportional", params_path=params)
     assert {row["group"]: row["selected"] for row in chosen["composition"]} == {"a": 3, "b": 1}
 
 
@@ -60,3 +62,17 @@ def test_nll_distance_is_its_own_scorer_in_the_store(tmp_path, tiny_model_dir):
     nll = api.score(records, distance="nll", **common)
     assert l2["scorer"] != nll["scorer"] and nll["pairs_scored"] == 25 and nll["pairs_reused"] == 0
     assert len(api.select(records, distance="nll", **common)["ids"]) == 2
+
+
+def test_auto_allocation_is_proportional_across_the_clusters_of_a_single_group(tmp_path, tiny_model_dir):
+    """allocation auto (the default) balances the data's groups but not the MiniLM clusters that
+    stand in for them when the pool is one group: those keep the proportional allocation, unless
+    balanced is asked for."""
+    records = alpaca(24)  # one file, no group_by: 3 clusters (at most one per 8 samples)
+    common = {"model": str(tiny_model_dir), "dtype": "float32", "store": str(tmp_path / "store"), "budget": 6,
+              "params_path": tmp_path / "none.yaml"}
+    api.score(records, **common)
+    auto = api.select(records, **common)
+    assert auto["params"]["strata_from"] == "clusters" and "allocation" not in auto["params"]
+    forced = api.select(records, allocation="balanced", **common)
+    assert forced["params"]["strata_from"] == "clusters" and forced["params"]["allocation"] == "balanced"

@@ -21,9 +21,11 @@ import numpy as np
 
 from delift_dvc.errors import ArgumentError
 
-__all__ = ["Partition", "embedding_clusters", "quotas", "balanced_quotas", "allocate", "ALLOCATIONS", "check_parts"]
+__all__ = ["Partition", "embedding_clusters", "quotas", "balanced_quotas", "allocate", "ALLOCATIONS",
+           "AUTO_ALLOCATION", "resolve_allocation", "check_parts"]
 
-ALLOCATIONS = ("proportional", "balanced")  # selection.allocation
+ALLOCATIONS = ("proportional", "balanced")  # how allocate() splits a budget
+AUTO_ALLOCATION = "auto"  # selection.allocation's default: balanced across groups, proportional across clusters
 
 
 def embedding_clusters(vectors: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
@@ -92,6 +94,19 @@ def balanced_quotas(labels: np.ndarray, n_pick: int) -> np.ndarray:
         quota[room] += add
         left -= int(add.sum())
     return quota
+
+
+def resolve_allocation(allocation: str, clusters: bool) -> str:
+    """selection.allocation as a selection reads it: "auto" is "balanced" across the data's own
+    groups (files, a group_by field) and "proportional" across the embedding clusters that stand
+    in for groups (`clusters`): a cluster is no unit of a target, and balancing clusters would
+    give outliers the weight of whole formats. ArgumentError for an unknown value."""
+    if allocation == AUTO_ALLOCATION:
+        return "proportional" if clusters else "balanced"
+    if allocation not in ALLOCATIONS:
+        raise ArgumentError("allocation", f"{allocation!r}: expected {AUTO_ALLOCATION} or one of "
+                            f"{', '.join(ALLOCATIONS)}")
+    return allocation
 
 
 def allocate(labels: np.ndarray, n_pick: int, allocation: str = "proportional") -> np.ndarray:

@@ -16,8 +16,9 @@ class SelectionSpec:
     (0 or 1: off); `strata` (none, group, group_label), `temperature` (None: the greedy;
     >= 0: a tempered draw) and `draw` (independent or sequential) of a stratified selection
     (selection.stratified), with `strata_clusters` MiniLM clusters as the groups when the data
-    has a single one; `allocation` (proportional or balanced) of a stratified selection's and of
-    stratified_random's budget across the groups. How many
+    has a single one; `allocation` (proportional, balanced, or auto until the stage layer resolves
+    it: balance.resolve_allocation) of a stratified selection's and of stratified_random's budget
+    across the groups. How many
     to pick is the plan's (the budget rule applied once)."""
 
     method: str = "delift"

@@ -21,8 +21,9 @@ from delift_dvc.errors import InputError
 
 # stage command -> logic version; bump a number when that command's outputs change for the same
 # inputs and params (evaluate --initial is evaluate's logic). score 2: selection.strata's default
-# group_label and selection.temperature's default auto (a params.yaml without them selects otherwise)
-LOGIC = {"ingest": 1, "score": 2, "select": 1, "report": 1, "finetune": 1, "evaluate": 1}
+# group_label and selection.temperature's default auto (a params.yaml without them selects otherwise);
+# score 3: selection.allocation's default auto (balanced across the data's groups)
+LOGIC = {"ingest": 1, "score": 3, "select": 1, "report": 1, "finetune": 1, "evaluate": 1}
 
 _CMD = re.compile(r"^(?P<head>\s*cmd:\s*delift-dvc\s+(?P<command>\w+))(?P<rest>[^\n#]*?)(?P<tail>\s*(#.*)?)$")
 _LOGIC_FLAG = re.compile(r"\s+--logic\s+\S+")

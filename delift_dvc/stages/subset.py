@@ -7,12 +7,15 @@ the sentence-embedding similarity, `random` and `full` none.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from delift_dvc.kernels import source_class
 from delift_dvc.kernels.base import Block, KernelSource, PlanContext, Scored
 from delift_dvc.kernels.similarity import coverage_block, embedding_parts
 from delift_dvc.progress import Reporter
 from delift_dvc.selection.methods import METHODS, Subset
 from delift_dvc.selection.planning import run_plan
+from delift_dvc.selection.balance import resolve_allocation
 from delift_dvc.selection.spec import SelectionSpec
 from delift_dvc.selection.stratified import cluster_count, resolve_temperature, stratum_labels
 
@@ -49,6 +52,7 @@ def select_plan(ctx: PlanContext, params, scored: Scored | None = None) -> tuple
     spec = selection_spec(params.selection)
     groups = None if ctx.groups is None else [ctx.groups[i] for i in ctx.plan.ground]
     options, note = _delift_options(ctx, spec, block, groups)
+    spec = replace(spec, allocation=resolve_allocation(spec.allocation, note.get("strata_from") == "clusters"))
     subset = run_plan(ctx.plan, spec, block, groups=groups, **options)
     subset.params.update(note)
     return subset, identity

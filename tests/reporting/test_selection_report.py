@@ -1,5 +1,5 @@
 """`delift-dvc report` on a real DVC project: the numbers against the definition (counts per
-group from the subset file, proportional shares, flags), the Markdown twin, and the HTML page
+group from the subset file, the allocation's expected shares, flags), the Markdown twin, and the HTML page
 in a real headless browser (Debian's chromium through Selenium): it renders, draws its charts,
 and fetches nothing."""
 
@@ -40,11 +40,16 @@ def project(tmp_path_factory, tiny_model_dir) -> Path:
 
 
 def expected_rows(root: Path) -> dict[str, tuple[int, int, float]]:
-    """group -> (pool, picked, proportional share of the picks), from the files themselves."""
+    """group -> (pool, picked, expected picks), from the files themselves: the expected picks are
+    the balanced allocation's (the default: the most equal counts, at most each group's size)."""
     picked = Counter(json.loads(line)["task"] for line in (root / "data/selected/train.jsonl").read_text().splitlines())
     sizes = Counter(r["task"] for r in pool())
     n = sum(picked.values())
-    return {g: (sizes[g], picked[g], sizes[g] / sum(sizes.values()) * n) for g in sizes}
+    assert json.loads((root / "data/selected/selection.json").read_text())["params"]["allocation"] == "balanced"
+    groups = sorted(sizes)
+    best = min(((a, n - a) for a in range(n + 1) if a <= sizes[groups[0]] and n - a <= sizes[groups[1]]),
+               key=lambda q: q[0] ** 2 + q[1] ** 2)
+    return {g: (sizes[g], picked[g], float(q)) for g, q in zip(groups, best)}
 
 
 def test_markdown_twin_counts_and_flags(project):

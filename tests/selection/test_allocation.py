@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from delift_dvc.errors import ArgumentError, InputError
-from delift_dvc.selection.balance import allocate, balanced_quotas
+from delift_dvc.selection.balance import allocate, balanced_quotas, resolve_allocation
 from delift_dvc.selection.planning import plan_selection, run_plan
 from delift_dvc.selection.spec import SelectionSpec
 from delift_dvc.selection.strata import stratified_random
@@ -132,9 +132,19 @@ def test_bad_allocation_names_the_key(tmp_path):
         path.write_text(text)
         with pytest.raises(InputError, match=message.replace(".", r"\.")):
             load_params(path)
-    for text in ("selection: {allocation: balanced}\n",
+    for text in ("selection: {allocation: balanced}\n", "selection: {allocation: proportional, method: random}\n",
+                 "selection: {allocation: auto, strata: none}\n",
                  "selection: {allocation: balanced, method: stratified_random}\n",
                  "selection: {allocation: balanced, method: delift_se, strata: group}\n",
                  "selection: {allocation: balanced, temperature: null}\n"):
         path.write_text(text)
-        assert load_params(path).selection.allocation == "balanced"
+        assert load_params(path).selection.allocation == text.split("allocation: ")[1].split(",")[0].split("}")[0]
+
+
+def test_auto_allocation_balances_groups_and_not_clusters():
+    assert resolve_allocation("auto", clusters=False) == "balanced"
+    assert resolve_allocation("auto", clusters=True) == "proportional"
+    for value in ("balanced", "proportional"):
+        assert resolve_allocation(value, clusters=True) == resolve_allocation(value, clusters=False) == value
+    with pytest.raises(ArgumentError, match="allocation"):
+        resolve_allocation("equal", clusters=False)

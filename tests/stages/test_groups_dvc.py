@@ -53,7 +53,10 @@ def label_records(task: str, labels: list[str], n: int) -> list[dict]:
 
 def test_stratified_delift_allocates_by_group_and_label_and_records_the_test_groups(tmp_path, tiny_model_dir):
     """group_label strata through `dvc repro`: 12 sentiment samples (labels yes/no, 2 strata of
-    6), 8 free-text samples (one stratum); a budget of 10 is 3 / 3 / 4 by largest remainders."""
+    6), 8 free-text samples (one stratum); a budget of 10 is 3 / 3 / 4 by largest remainders
+    with `allocation: proportional`, and with the default (auto: balanced across the groups)
+    5 / 5 across the groups, sentiment's 5 split 3 / 2 across its labels (the tie to the label
+    whose name sorts first, "no")."""
     pool = label_records("sentiment", ["yes", "no"], 12) + [
         {"instruction": f"summarise note {k}", "output": f"a different summary number {k}", "task": "summary"}
         for k in range(8)]
@@ -61,7 +64,8 @@ def test_stratified_delift_allocates_by_group_and_label_and_records_the_test_gro
             {"instruction": "summarise note 99", "output": "another summary", "task": "summary"}]
     root = make_project(tmp_path / "repo", pool, {"model": str(tiny_model_dir), "dtype": "float32"},
                         data={"group_by": "task", "test": "data/test/test.jsonl"},
-                        selection={"method": "delift", "budget": 10, "strata": "group_label"})
+                        selection={"method": "delift", "budget": 10, "strata": "group_label",
+                                   "allocation": "proportional"})
     (root / "data" / "test").mkdir(parents=True)
     (root / "data" / "test" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in test))
     sh("git", "add", "-A", cwd=root)
@@ -74,6 +78,15 @@ def test_stratified_delift_allocates_by_group_and_label_and_records_the_test_gro
     assert picked == {("sentiment", "yes"): 3, ("sentiment", "no"): 3, ("summary", ""): 4}
     test_groups = json.loads((root / "data/prepared/test_groups.json").read_text())
     assert sorted(test_groups.values()) == ["sentiment", "summary"]
+    text = (root / "params.yaml").read_text()
+    assert "allocation: proportional" in text
+    (root / "params.yaml").write_text(text.replace("allocation: proportional", "allocation: auto"))
+    sh("dvc", "repro", "select", cwd=root)  # the allocation is a dependency of the score stage
+    record = json.loads((root / "data/selected/selection.json").read_text())
+    assert record["params"]["allocation"] == "balanced"
+    chosen = [json.loads(line) for line in (root / "data/selected/train.jsonl").read_text().splitlines()]
+    picked = Counter((r["task"], r["output"] if r["task"] == "sentiment" else "") for r in chosen)
+    assert picked == {("sentiment", "yes"): 2, ("sentiment", "no"): 3, ("summary", ""): 5}
     # a negative temperature: one line naming the key, the store untouched (DVC itself removes a
     # failed stage's non-persistent outputs; `dvc checkout` brings them back from its cache)
     before = {p: p.read_bytes() for p in sorted((root / "store").rglob("*")) if p.is_file()}
@@ -87,10 +100,12 @@ def test_stratified_delift_allocates_by_group_and_label_and_records_the_test_gro
 
 
 def test_the_default_selection_allocates_a_data_updates_additions_by_the_new_samples_strata(tmp_path, tiny_model_dir):
-    """The default (strata group_label, temperature auto) through `dvc repro` and a data update:
-    version 1 = 12 sentiment (6 yes, 6 no) + 8 summary samples; version 2 adds 8 sentiment
-    (4 yes, 4 no) and 4 summary samples. Half of the 12 new ones are added, 2 per stratum of the
-    new samples by largest remainders, by FLCG inside each stratum; version 1's subset is kept."""
+    """The default (strata group_label, temperature auto, allocation auto) through `dvc repro`
+    and a data update: version 1 = 12 sentiment (6 yes, 6 no) + 8 summary samples: 10 picked,
+    5 per group (balanced). Version 2 adds 8 sentiment (4 yes, 4 no) and 4 summary samples. Half
+    of the 12 new ones are added, 3 per group of the new samples (balanced), sentiment's 3 split
+    2 / 1 across its labels (the tie to "no"), by FLCG inside each stratum; version 1's subset is
+    kept."""
     sentiment = label_records("sentiment", ["yes", "no"], 20)
     summary = [{"instruction": f"summarise note {k}", "output": f"a different summary number {k}", "task": "summary"}
                for k in range(12)]
@@ -98,9 +113,12 @@ def test_the_default_selection_allocates_a_data_updates_additions_by_the_new_sam
                         data={"group_by": "task"}, selection={"budget": 0.5})
     params = (root / "params.yaml").read_text()
     assert "strata: group_label" in params and "temperature: auto" in params  # the shipped defaults
+    assert "allocation: auto" in params
     sh("dvc", "repro", "select", cwd=root)
     first = json.loads((root / "data/selected/selection.json").read_text())
     assert first["objective_name"] == "fl" and first["params"]["temperature"] == 1.0 and len(first["ids"]) == 10
+    assert first["params"]["allocation"] == "balanced"
+    assert Counter(c["selected"] for c in first["composition"]) == {5: 2}
     commit(root, "version 1")
     (root / "data/raw/train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in sentiment + summary))
     sh("dvc", "repro", "select", cwd=root)
@@ -112,4 +130,4 @@ def test_the_default_selection_allocates_a_data_updates_additions_by_the_new_sam
     added = [r for r in chosen if json.dumps(r, sort_keys=True) in new]
     assert len(added) == len(record["added"]) == 6
     assert Counter((r["task"], r["output"] if r["task"] == "sentiment" else "") for r in added) == {
-        ("sentiment", "yes"): 2, ("sentiment", "no"): 2, ("summary", ""): 2}
+        ("sentiment", "yes"): 1, ("sentiment", "no"): 2, ("summary", ""): 3}
