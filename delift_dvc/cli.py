@@ -331,7 +331,8 @@ def upgrade(dvc_file, params_path) -> None:
 
 
 @cli.command()
-@click.option("--methods", default="delift_temp,delift,delift_se,random,stratified_random,full", show_default=True,
+@click.option("--methods", default="delift_balanced,delift,delift_se,random,stratified_random,balanced_random,full",
+              show_default=True,
               help="Comma-separated selection methods (with --update: continual variants, default the first four).")
 @click.option("--budgets", default="0.1,0.3,0.5", show_default=True, help="Comma-separated budgets.")
 @click.option("--seeds", default="0,1,2", show_default=True,
@@ -343,8 +344,8 @@ def upgrade(dvc_file, params_path) -> None:
 @click.option("--balance-clusters", "clusters", type=int, default=12, show_default=True,
               help="selection.balance_clusters of the delift_bal method (delift runs use 0).")
 @click.option("--temperature", type=float, default=DRAW_TEMPERATURE, show_default=True,
-              help="selection.temperature of the delift_temp and delift_seq methods (strata group_label, "
-              "tempered draw).")
+              help="selection.temperature of the delift_temp, delift_seq and delift_balanced methods (strata "
+              "group_label, tempered draw).")
 @click.option("--out", default="reports", show_default=True, help="Folder for compare.csv/.md/.png.")
 @PARAMS_OPTION
 @click.option("--dry-run", is_flag=True, help="Print the `dvc exp run` commands only.")
@@ -362,12 +363,13 @@ def compare(methods, budgets, seeds, update, coverage, clusters, temperature, ou
     full, delift_cov (delift with --embedding-coverage) and delift_bal (delift
     with --balance-clusters), delift_strata (delift inside strata of group x answer label,
     selection.strata group_label, the greedy) and delift_temp (the same with a tempered draw at
-    --temperature: params.yaml's default selection), delift_seq (that draw made pick by pick,
-    selection.draw sequential), delift_balanced (delift_temp with selection.allocation balanced).
+    --temperature, the budget proportional to the groups), delift_seq (that draw made pick by pick,
+    selection.draw sequential), delift_balanced (delift_temp with selection.allocation balanced:
+    params.yaml's default selection on data with groups).
     With --update, the continual variants flcg and refresh (the project's own selection settings),
     random_additions and stratified_additions, and on request balanced_additions.
 
-    Example: delift-dvc compare --methods delift_temp,stratified_random,random --budgets 0.3 --seeds 0,1,2
+    Example: delift-dvc compare --methods delift_balanced,balanced_random,stratified_random,random --budgets 0.3
     """
     from delift_dvc.experiments.grid import grid
     from delift_dvc.experiments.report import report

@@ -35,7 +35,8 @@ def report(out: str | Path, prepared: str | Path | None = None) -> str:
         header += f"; delift_bal = delift with selection.balance_clusters {protocol['balance_clusters']}"
     if "temperature" in protocol:
         header += (f"; delift_temp = delift with selection.strata group_label, temperature {protocol['temperature']:g}"
-                   " (delift_seq: the same, selection.draw sequential)")
+                   " (delift_seq: the same, selection.draw sequential; delift_balanced: the same, "
+                   "selection.allocation balanced)")
     table = header + "\n\n" + markdown(summary)
     if any(r.get("lm_values") for r in rows):
         table += "\nSelection cost:\n\n" + cost_markdown(rows)
